@@ -1,0 +1,37 @@
+//! guarded-restart: start a worker only when the deploy is done.
+
+mod cli;
+mod commands;
+mod duration;
+mod exit;
+mod fsutil;
+mod launch;
+mod lock;
+mod lockfile;
+mod process;
+mod readiness;
+mod report;
+mod snapshot;
+mod timefmt;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // A panic is a bug, but ops still get one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("guarded-restart: internal error (please report): {info}");
+    }));
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return exit::usage(e),
+    };
+    match commands::dispatch(cli.command) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("guarded-restart: {}", exit::one_line(&e));
+            exit::exit_of(&e).into()
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! Gather what is on disk into a plain [`Snapshot`]; no decisions here.
+//!
+//! Everything the readiness rules look at is read in one pass, so the rules in
+//! `readiness` are a pure function and the binary tests prove this gathering.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+use crate::exit::{coded, Exit};
+use crate::lockfile::{self, LockContent, LockSource};
+
+/// Where a deploy tool keeps things for one app.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub deploy_root: PathBuf,
+    pub current: PathBuf,
+    pub releases: PathBuf,
+    pub extra_locks: Vec<PathBuf>,
+}
+
+impl Layout {
+    pub fn new(
+        deploy_root: PathBuf,
+        current: Option<PathBuf>,
+        releases: Option<PathBuf>,
+        extra_locks: Vec<PathBuf>,
+    ) -> Layout {
+        Layout {
+            current: current.unwrap_or_else(|| deploy_root.join("current")),
+            releases: releases.unwrap_or_else(|| deploy_root.join("releases")),
+            extra_locks,
+            deploy_root,
+        }
+    }
+
+    /// Our own lock, and Mina's.
+    pub fn deploy_lock(&self) -> PathBuf {
+        self.deploy_root.join("deploy.lock")
+    }
+
+    /// Every lock file the rules read, with how to read it.
+    pub fn lock_paths(&self) -> Vec<(PathBuf, LockSource)> {
+        let mut paths = vec![
+            (self.deploy_lock(), LockSource::DeployRoot),
+            (
+                self.deploy_root.join(".dep").join("deploy.lock"),
+                LockSource::Deployer,
+            ),
+            (
+                self.deploy_root.join("shared").join("deploy-lock.yml"),
+                LockSource::CapistranoDeployLock,
+            ),
+        ];
+        paths.extend(
+            self.extra_locks
+                .iter()
+                .map(|p| (p.clone(), LockSource::Extra)),
+        );
+        paths
+    }
+}
+
+/// A device and inode: how two paths are known to be the same directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    pub fn of(meta: &Metadata) -> FileId {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LockFile {
+    pub path: PathBuf,
+    pub content: LockContent,
+    pub modified: SystemTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactKind {
+    /// `<app>/release`: Deployer's symlink to the release it is building.
+    DeployerRelease,
+    /// `<releases>/current`: Capistrano between `ln -s` and `mv`.
+    CapistranoFlip,
+    /// `<app>/tmp/build-*`: Mina's build directory.
+    MinaBuild,
+    /// `<app>/current.DEPLOY_UNFINISHED`: Ansible deploy_helper's new link.
+    AnsibleLink,
+    /// `<newest release>/DEPLOY_UNFINISHED`: Ansible deploy_helper's marker.
+    AnsibleMarker,
+}
+
+impl fmt::Display for ArtifactKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ArtifactKind::DeployerRelease => "Deployer is building a release",
+            ArtifactKind::CapistranoFlip => "Capistrano is flipping current",
+            ArtifactKind::MinaBuild => "Mina is building a release",
+            ArtifactKind::AnsibleLink => "Ansible deploy_helper is switching current",
+            ArtifactKind::AnsibleMarker => {
+                "Ansible deploy_helper has not finalized the newest release"
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub path: PathBuf,
+    pub kind: ArtifactKind,
+    pub modified: SystemTime,
+}
+
+/// What makes `current` this `current`: a replaced link has a new inode or ctime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkIdentity {
+    pub ino: u64,
+    pub ctime: (i64, i64),
+    pub target: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct CurrentLink {
+    /// The link's text, as the deploy tool wrote it (may be relative).
+    pub target: PathBuf,
+    /// The release directory it resolves to, fully canonical (what /proc/PID/cwd shows).
+    pub release: PathBuf,
+    pub release_id: FileId,
+    pub release_modified: SystemTime,
+    /// ctime of the link itself: Deployer's `mv -T` keeps the old mtime.
+    pub changed: SystemTime,
+    pub identity: LinkIdentity,
+}
+
+#[derive(Debug, Clone)]
+pub enum Current {
+    Missing,
+    NotSymlink,
+    Dangling { target: PathBuf },
+    Loop,
+    NotDirectory { target: PathBuf },
+    Unresolvable { error: String },
+    Link(CurrentLink),
+}
+
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub path: PathBuf,
+    pub id: FileId,
+    pub modified: SystemTime,
+    /// A `BAD_RELEASE` file: someone marked it as never to be started.
+    pub marked_bad: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub current_path: PathBuf,
+    pub current: Current,
+    pub locks: Vec<LockFile>,
+    pub artifacts: Vec<Artifact>,
+    pub releases: Vec<Release>,
+    pub releases_missing: bool,
+}
+
+impl Snapshot {
+    pub fn newest_release(&self) -> Option<&Release> {
+        self.releases.iter().max_by_key(|r| r.modified)
+    }
+}
+
+pub fn mtime(meta: &Metadata) -> SystemTime {
+    meta.modified().unwrap_or(UNIX_EPOCH)
+}
+
+pub fn ctime(meta: &Metadata) -> SystemTime {
+    let (secs, nanos) = (meta.ctime(), meta.ctime_nsec());
+    match u64::try_from(secs) {
+        Ok(s) => UNIX_EPOCH + Duration::new(s, nanos.clamp(0, 999_999_999) as u32),
+        Err(_) => UNIX_EPOCH,
+    }
+}
+
+fn config(message: String) -> anyhow::Error {
+    coded(Exit::Config, message)
+}
+
+/// The deploy root must exist, be a directory and be listable: anything else
+/// is a configuration error, not a reason to wait.
+pub fn check_deploy_root(root: &Path) -> Result<()> {
+    let meta = fs::metadata(root).map_err(|e| {
+        config(format!(
+            "deploy root {} {}",
+            root.display(),
+            match e.kind() {
+                io::ErrorKind::NotFound => "does not exist (check --app)".to_string(),
+                _ => format!("cannot be read: {e}"),
+            }
+        ))
+    })?;
+    if !meta.is_dir() {
+        return Err(config(format!(
+            "deploy root {} is not a directory",
+            root.display()
+        )));
+    }
+    fs::read_dir(root).map_err(|e| {
+        config(format!(
+            "deploy root {} cannot be read: {e}",
+            root.display()
+        ))
+    })?;
+    Ok(())
+}
+
+pub fn gather(layout: &Layout) -> Result<Snapshot> {
+    check_deploy_root(&layout.deploy_root)?;
+    let locks = layout
+        .lock_paths()
+        .into_iter()
+        .filter_map(|(path, source)| read_lock(&path, source).transpose())
+        .collect::<Result<Vec<_>>>()?;
+    let current = read_current(&layout.current);
+    let (mut releases, releases_missing) = read_releases(&layout.releases)?;
+
+    // Markers are only looked for where the rules can use them: in releases
+    // at least as new as current's, so that 10,000 old releases cost one stat each.
+    if let Current::Link(link) = &current {
+        for release in releases
+            .iter_mut()
+            .filter(|r| r.modified >= link.release_modified && r.id != link.release_id)
+        {
+            release.marked_bad = release.path.join("BAD_RELEASE").symlink_metadata().is_ok();
+        }
+    }
+
+    let mut artifacts = Vec::new();
+    let mut artifact = |path: PathBuf, kind: ArtifactKind, only_symlink: bool| {
+        if let Ok(meta) = path.symlink_metadata() {
+            if !only_symlink || meta.file_type().is_symlink() {
+                artifacts.push(Artifact {
+                    modified: mtime(&meta),
+                    path,
+                    kind,
+                });
+            }
+        }
+    };
+    artifact(
+        layout.deploy_root.join("release"),
+        ArtifactKind::DeployerRelease,
+        true,
+    );
+    artifact(
+        layout.releases.join("current"),
+        ArtifactKind::CapistranoFlip,
+        false,
+    );
+    artifact(
+        layout.deploy_root.join("current.DEPLOY_UNFINISHED"),
+        ArtifactKind::AnsibleLink,
+        false,
+    );
+    let newest = releases
+        .iter()
+        .max_by_key(|r| r.modified)
+        .map(|r| r.path.join("DEPLOY_UNFINISHED"));
+    if let Some(marker) = newest {
+        artifact(marker, ArtifactKind::AnsibleMarker, false);
+    }
+    if let Ok(entries) = fs::read_dir(layout.deploy_root.join("tmp")) {
+        for entry in entries.flatten() {
+            if entry.file_name().as_encoded_bytes().starts_with(b"build-") {
+                artifact(entry.path(), ArtifactKind::MinaBuild, false);
+            }
+        }
+    }
+
+    Ok(Snapshot {
+        current_path: layout.current.clone(),
+        current,
+        locks,
+        artifacts,
+        releases,
+        releases_missing,
+    })
+}
+
+/// A lock that exists is a lock, whatever it holds; only a directory where a
+/// lock file belongs is a configuration error.
+pub fn read_lock(path: &Path, source: LockSource) -> Result<Option<LockFile>> {
+    let link_meta = match path.symlink_metadata() {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Ok(None),
+        Err(e) => {
+            return Err(config(format!(
+                "cannot inspect lock {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    // A symlinked lock is followed for reading; a dangling one still counts.
+    let meta = fs::metadata(path).unwrap_or(link_meta);
+    if meta.is_dir() {
+        return Err(config(format!(
+            "lock path {} is a directory, not a file",
+            path.display()
+        )));
+    }
+    let content = if meta.is_file() {
+        match read_limited(path) {
+            Ok(bytes) => lockfile::parse(source, &bytes),
+            Err(e) => {
+                let mut content = lockfile::parse(LockSource::Extra, b"");
+                content.problem = Some(format!("unreadable: {e}"));
+                content
+            }
+        }
+    } else {
+        let mut content = lockfile::parse(LockSource::Extra, b"");
+        content.problem = Some("not a regular file".to_string());
+        content
+    };
+    Ok(Some(LockFile {
+        path: path.to_path_buf(),
+        content,
+        modified: mtime(&meta),
+    }))
+}
+
+fn read_limited(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    File::open(path)?
+        .take(lockfile::READ_LIMIT)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn read_current(path: &Path) -> Current {
+    let link_meta = match path.symlink_metadata() {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Current::Missing,
+        Err(e) => {
+            return Current::Unresolvable {
+                error: e.to_string(),
+            }
+        }
+    };
+    if !link_meta.file_type().is_symlink() {
+        return Current::NotSymlink;
+    }
+    let target = match fs::read_link(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return Current::Unresolvable {
+                error: e.to_string(),
+            }
+        }
+    };
+    // Relative targets (Deployer's `releases/5`) resolve against the link's own directory.
+    let joined = match path.parent() {
+        Some(dir) if target.is_relative() => dir.join(&target),
+        _ => target.clone(),
+    };
+    let release = match fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Current::Loop,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Current::Dangling { target: joined }
+        }
+        Err(e) => {
+            return Current::Unresolvable {
+                error: e.to_string(),
+            }
+        }
+    };
+    let release_meta = match fs::metadata(&release) {
+        Ok(m) if m.is_dir() => m,
+        Ok(_) => return Current::NotDirectory { target: joined },
+        Err(e) => {
+            return Current::Unresolvable {
+                error: e.to_string(),
+            }
+        }
+    };
+    Current::Link(CurrentLink {
+        identity: LinkIdentity {
+            ino: link_meta.ino(),
+            ctime: (link_meta.ctime(), link_meta.ctime_nsec()),
+            target: target.clone(),
+        },
+        changed: ctime(&link_meta),
+        target,
+        release_id: FileId::of(&release_meta),
+        release_modified: mtime(&release_meta),
+        release,
+    })
+}
+
+fn read_releases(dir: &Path) -> Result<(Vec<Release>, bool)> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), true)),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+            return Err(config(format!(
+                "releases {} is not a directory (check --releases)",
+                dir.display()
+            )))
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot list releases in {}", dir.display()))
+        }
+    };
+    let mut releases = Vec::new();
+    for entry in entries.flatten() {
+        if entry.file_name() == OsStr::new("current") {
+            continue;
+        }
+        // Not followed: a release is a real directory; a symlink here is not one.
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        if meta.is_dir() {
+            releases.push(Release {
+                path: entry.path(),
+                id: FileId::of(&meta),
+                modified: mtime(&meta),
+                marked_bad: false,
+            });
+        }
+    }
+    Ok((releases, false))
+}
