@@ -217,17 +217,17 @@ fn run(args: &RunArgs, log: &Log) -> Result<Exit> {
             }
         };
 
-        if !last_reason
-            .as_ref()
-            .is_some_and(|last| last.same_cause(&reason))
-        {
-            log.info(&format!("waiting: {reason}"));
-        }
         if args.no_wait {
             return Err(coded(
                 Exit::NotReady,
                 format!("not ready (--no-wait): {reason}"),
             ));
+        }
+        if !last_reason
+            .as_ref()
+            .is_some_and(|last| last.same_cause(&reason))
+        {
+            log.info(&format!("waiting: {reason}"));
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -413,3 +413,278 @@ fn current_link(snapshot: &Snapshot) -> Result<&CurrentLink, Reason> {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lockfile::{Expiry, LockContent, LockKind};
+    use crate::snapshot::{Artifact, CurrentLink, FileId, LinkIdentity, LockFile, Release};
+    use std::time::UNIX_EPOCH;
+
+    const NOW: u64 = 1_796_398_260;
+
+    fn at(secs_before_now: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(NOW - secs_before_now)
+    }
+
+    fn now() -> SystemTime {
+        at(0)
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            settle: Duration::from_secs(5),
+            build_timeout: Duration::from_secs(1800),
+            max_lock_age: Duration::from_secs(3600),
+        }
+    }
+
+    fn release(name: &str, ino: u64, modified_ago: u64) -> Release {
+        Release {
+            path: PathBuf::from("/app/releases").join(name),
+            id: FileId { dev: 1, ino },
+            modified: at(modified_ago),
+            marked_bad: false,
+        }
+    }
+
+    /// current -> releases/r1 (modified 2h ago), flipped 1h ago; r0 older.
+    fn settled() -> Snapshot {
+        Snapshot {
+            current_path: PathBuf::from("/app/current"),
+            current: Current::Link(CurrentLink {
+                target: PathBuf::from("/app/releases/r1"),
+                release: PathBuf::from("/app/releases/r1"),
+                release_id: FileId { dev: 1, ino: 11 },
+                release_modified: at(7200),
+                changed: at(3600),
+                identity: LinkIdentity {
+                    ino: 99,
+                    ctime: (0, 0),
+                    target: PathBuf::from("/app/releases/r1"),
+                },
+            }),
+            locks: Vec::new(),
+            artifacts: Vec::new(),
+            releases: vec![release("r0", 10, 9000), release("r1", 11, 7200)],
+            releases_missing: false,
+        }
+    }
+
+    fn lock(expiry: Expiry, modified_ago: u64) -> LockFile {
+        LockFile {
+            path: PathBuf::from("/app/deploy.lock"),
+            content: LockContent {
+                kind: LockKind::GuardedRestart,
+                holder: Some("alice".into()),
+                reason: Some("deploy".into()),
+                created: None,
+                expiry,
+                problem: None,
+            },
+            modified: at(modified_ago),
+        }
+    }
+
+    fn decide_now(snapshot: &Snapshot) -> Decision {
+        decide(snapshot, &policy(), now(), None)
+    }
+
+    fn reason(snapshot: &Snapshot) -> Reason {
+        match decide_now(snapshot).outcome {
+            Outcome::NotReady(reason) => reason,
+            Outcome::Ready { release } => panic!("unexpectedly ready on {}", release.display()),
+        }
+    }
+
+    #[test]
+    fn settled_current_with_nothing_in_flight_is_ready() {
+        let decision = decide_now(&settled());
+        assert_eq!(
+            decision.outcome,
+            Outcome::Ready {
+                release: PathBuf::from("/app/releases/r1")
+            }
+        );
+        assert!(decision.notices.is_empty());
+    }
+
+    #[test]
+    fn live_own_lock_blocks_and_names_its_holder() {
+        let mut snapshot = settled();
+        snapshot.locks.push(lock(Expiry::At(now() + Duration::from_secs(600)), 10));
+        let reason = reason(&snapshot);
+        assert!(matches!(&reason, Reason::Locked { expires_in: Some(d), .. } if *d == Duration::from_secs(600)));
+        let line = reason.to_string();
+        assert!(line.contains("alice") && line.contains("expires in 10m"), "{line}");
+    }
+
+    #[test]
+    fn expired_own_lock_is_ignored_with_a_loud_notice() {
+        let mut snapshot = settled();
+        snapshot.locks.push(lock(Expiry::At(at(60)), 900));
+        let decision = decide_now(&snapshot);
+        assert!(matches!(decision.outcome, Outcome::Ready { .. }));
+        assert!(matches!(&decision.notices[..], [Notice::ExpiredLock { holder: Some(h), .. }] if h == "alice"));
+        assert!(decision.notices[0].to_string().contains("EXPIRED"));
+    }
+
+    #[test]
+    fn lock_without_expiry_holds_until_max_lock_age_after_mtime() {
+        let mut snapshot = settled();
+        snapshot.locks.push(lock(Expiry::AfterMaxAge, 3599));
+        assert!(matches!(reason(&snapshot), Reason::Locked { .. }));
+        snapshot.locks[0].modified = at(3600);
+        assert!(matches!(decide_now(&snapshot).outcome, Outcome::Ready { .. }));
+    }
+
+    #[test]
+    fn lock_that_never_expires_blocks_forever() {
+        let mut snapshot = settled();
+        snapshot.locks.push(lock(Expiry::Never, 86_400 * 30));
+        assert!(matches!(reason(&snapshot), Reason::Locked { expires_in: None, .. }));
+    }
+
+    #[test]
+    fn lock_with_unreadable_content_is_honoured_and_reported() {
+        let mut snapshot = settled();
+        let mut garbage = lock(Expiry::AfterMaxAge, 5);
+        garbage.content.problem = Some("binary content".into());
+        snapshot.locks.push(garbage);
+        let decision = decide_now(&snapshot);
+        assert!(matches!(decision.outcome, Outcome::NotReady(Reason::Locked { .. })));
+        assert!(matches!(&decision.notices[..], [Notice::LockProblem { .. }]));
+    }
+
+    #[test]
+    fn fresh_deploy_artifact_blocks() {
+        let mut snapshot = settled();
+        snapshot.artifacts.push(Artifact {
+            path: PathBuf::from("/app/releases/current"),
+            kind: ArtifactKind::CapistranoFlip,
+            modified: at(1),
+        });
+        let reason = reason(&snapshot);
+        assert!(matches!(reason, Reason::DeployInProgress { kind: ArtifactKind::CapistranoFlip, .. }));
+        assert!(reason.to_string().contains("flipping current"));
+    }
+
+    #[test]
+    fn artifact_older_than_build_timeout_is_stale_and_ignored() {
+        let mut snapshot = settled();
+        snapshot.artifacts.push(Artifact {
+            path: PathBuf::from("/app/release"),
+            kind: ArtifactKind::DeployerRelease,
+            modified: at(1800),
+        });
+        let decision = decide_now(&snapshot);
+        assert!(matches!(decision.outcome, Outcome::Ready { .. }));
+        assert!(matches!(&decision.notices[..], [Notice::StaleArtifact { .. }]));
+    }
+
+    #[test]
+    fn every_broken_current_is_not_ready() {
+        let cases = [
+            (Current::Missing, "does not exist"),
+            (Current::NotSymlink, "is not a symlink"),
+            (Current::Dangling { target: "/app/releases/gone".into() }, "which does not exist"),
+            (Current::Loop, "symlink loop"),
+            (Current::NotDirectory { target: "/app/file".into() }, "not a directory"),
+            (Current::Unresolvable { error: "Permission denied".into() }, "Permission denied"),
+        ];
+        for (current, words) in cases {
+            let mut snapshot = settled();
+            snapshot.current = current;
+            let line = reason(&snapshot).to_string();
+            assert!(line.contains(words) && line.contains("/app/current"), "{line}");
+        }
+    }
+
+    #[test]
+    fn newer_release_younger_than_build_timeout_means_a_deploy_is_building() {
+        let mut snapshot = settled();
+        snapshot.releases.push(release("r2", 12, 120));
+        let reason = reason(&snapshot);
+        assert!(matches!(&reason, Reason::NewerRelease { release, .. } if release.ends_with("r2")));
+        assert!(reason.to_string().contains("r2 is newer than current's r1"));
+    }
+
+    #[test]
+    fn abandoned_release_older_than_build_timeout_is_ignored() {
+        let mut snapshot = settled();
+        snapshot.releases.push(release("r2", 12, 1800));
+        let decision = decide_now(&snapshot);
+        assert!(matches!(decision.outcome, Outcome::Ready { .. }));
+        assert!(matches!(&decision.notices[..], [Notice::AbandonedRelease { .. }]));
+    }
+
+    #[test]
+    fn release_marked_bad_is_ignored_at_once() {
+        let mut snapshot = settled();
+        let mut bad = release("r2", 12, 10);
+        bad.marked_bad = true;
+        snapshot.releases.push(bad);
+        let decision = decide_now(&snapshot);
+        assert!(matches!(decision.outcome, Outcome::Ready { .. }));
+        assert!(matches!(&decision.notices[..], [Notice::BadRelease { .. }]));
+    }
+
+    #[test]
+    fn older_releases_and_names_never_matter() {
+        let mut snapshot = settled();
+        // A name that sorts after current's but an older mtime: not being built.
+        snapshot.releases.push(release("99999999999999", 13, 8000));
+        assert!(matches!(decide_now(&snapshot).outcome, Outcome::Ready { .. }));
+    }
+
+    #[test]
+    fn current_changed_within_settle_is_not_settled() {
+        let mut snapshot = settled();
+        let Current::Link(link) = &mut snapshot.current else { unreachable!() };
+        link.changed = at(2);
+        let reason = reason(&snapshot);
+        assert!(matches!(reason, Reason::NotSettled { remaining, .. } if remaining == Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn ctime_in_the_future_settles_by_watching() {
+        let mut snapshot = settled();
+        let Current::Link(link) = &mut snapshot.current else { unreachable!() };
+        link.changed = now() + Duration::from_secs(3600);
+        assert!(matches!(reason(&snapshot), Reason::NotSettled { .. }));
+        let watched = decide(&snapshot, &policy(), now(), Some(at(5)));
+        assert!(matches!(watched.outcome, Outcome::Ready { .. }));
+        let briefly = decide(&snapshot, &policy(), now(), Some(at(4)));
+        assert!(matches!(briefly.outcome, Outcome::NotReady(Reason::NotSettled { .. })));
+    }
+
+    #[test]
+    fn rules_report_in_order_lock_first() {
+        let mut snapshot = settled();
+        snapshot.releases.push(release("r2", 12, 10));
+        snapshot.locks.push(lock(Expiry::Never, 10));
+        snapshot.current = Current::Missing;
+        assert!(matches!(reason(&snapshot), Reason::Locked { .. }));
+    }
+
+    #[test]
+    fn same_cause_ignores_the_ticking_numbers() {
+        let a = Reason::NotSettled {
+            release: "/app/releases/r1".into(),
+            changed_ago: Duration::from_secs(1),
+            remaining: Duration::from_secs(4),
+        };
+        let b = Reason::NotSettled {
+            release: "/app/releases/r1".into(),
+            changed_ago: Duration::from_secs(2),
+            remaining: Duration::from_secs(3),
+        };
+        let c = Reason::NotSettled {
+            release: "/app/releases/r2".into(),
+            changed_ago: Duration::from_secs(2),
+            remaining: Duration::from_secs(3),
+        };
+        assert!(a.same_cause(&b));
+        assert!(!a.same_cause(&c));
+    }
+}
