@@ -46,7 +46,7 @@ pub fn human(d: Duration) -> String {
     }
     match secs {
         0..=59 => format!("{secs}s"),
-        60..=3599 if secs % 60 == 0 => format!("{}m", secs / 60),
+        60..=3599 if secs.is_multiple_of(60) => format!("{}m", secs / 60),
         60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
         3600..=86_399 => format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60),
         _ => format!("{}d{}h", secs / 86_400, (secs % 86_400) / 3600),

@@ -512,11 +512,18 @@ mod tests {
     #[test]
     fn live_own_lock_blocks_and_names_its_holder() {
         let mut snapshot = settled();
-        snapshot.locks.push(lock(Expiry::At(now() + Duration::from_secs(600)), 10));
+        snapshot
+            .locks
+            .push(lock(Expiry::At(now() + Duration::from_secs(600)), 10));
         let reason = reason(&snapshot);
-        assert!(matches!(&reason, Reason::Locked { expires_in: Some(d), .. } if *d == Duration::from_secs(600)));
+        assert!(
+            matches!(&reason, Reason::Locked { expires_in: Some(d), .. } if *d == Duration::from_secs(600))
+        );
         let line = reason.to_string();
-        assert!(line.contains("alice") && line.contains("expires in 10m"), "{line}");
+        assert!(
+            line.contains("alice") && line.contains("expires in 10m"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -525,7 +532,9 @@ mod tests {
         snapshot.locks.push(lock(Expiry::At(at(60)), 900));
         let decision = decide_now(&snapshot);
         assert!(matches!(decision.outcome, Outcome::Ready { .. }));
-        assert!(matches!(&decision.notices[..], [Notice::ExpiredLock { holder: Some(h), .. }] if h == "alice"));
+        assert!(
+            matches!(&decision.notices[..], [Notice::ExpiredLock { holder: Some(h), .. }] if h == "alice")
+        );
         assert!(decision.notices[0].to_string().contains("EXPIRED"));
     }
 
@@ -535,14 +544,23 @@ mod tests {
         snapshot.locks.push(lock(Expiry::AfterMaxAge, 3599));
         assert!(matches!(reason(&snapshot), Reason::Locked { .. }));
         snapshot.locks[0].modified = at(3600);
-        assert!(matches!(decide_now(&snapshot).outcome, Outcome::Ready { .. }));
+        assert!(matches!(
+            decide_now(&snapshot).outcome,
+            Outcome::Ready { .. }
+        ));
     }
 
     #[test]
     fn lock_that_never_expires_blocks_forever() {
         let mut snapshot = settled();
         snapshot.locks.push(lock(Expiry::Never, 86_400 * 30));
-        assert!(matches!(reason(&snapshot), Reason::Locked { expires_in: None, .. }));
+        assert!(matches!(
+            reason(&snapshot),
+            Reason::Locked {
+                expires_in: None,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -552,8 +570,14 @@ mod tests {
         garbage.content.problem = Some("binary content".into());
         snapshot.locks.push(garbage);
         let decision = decide_now(&snapshot);
-        assert!(matches!(decision.outcome, Outcome::NotReady(Reason::Locked { .. })));
-        assert!(matches!(&decision.notices[..], [Notice::LockProblem { .. }]));
+        assert!(matches!(
+            decision.outcome,
+            Outcome::NotReady(Reason::Locked { .. })
+        ));
+        assert!(matches!(
+            &decision.notices[..],
+            [Notice::LockProblem { .. }]
+        ));
     }
 
     #[test]
@@ -565,7 +589,13 @@ mod tests {
             modified: at(1),
         });
         let reason = reason(&snapshot);
-        assert!(matches!(reason, Reason::DeployInProgress { kind: ArtifactKind::CapistranoFlip, .. }));
+        assert!(matches!(
+            reason,
+            Reason::DeployInProgress {
+                kind: ArtifactKind::CapistranoFlip,
+                ..
+            }
+        ));
         assert!(reason.to_string().contains("flipping current"));
     }
 
@@ -579,7 +609,10 @@ mod tests {
         });
         let decision = decide_now(&snapshot);
         assert!(matches!(decision.outcome, Outcome::Ready { .. }));
-        assert!(matches!(&decision.notices[..], [Notice::StaleArtifact { .. }]));
+        assert!(matches!(
+            &decision.notices[..],
+            [Notice::StaleArtifact { .. }]
+        ));
     }
 
     #[test]
@@ -587,16 +620,34 @@ mod tests {
         let cases = [
             (Current::Missing, "does not exist"),
             (Current::NotSymlink, "is not a symlink"),
-            (Current::Dangling { target: "/app/releases/gone".into() }, "which does not exist"),
+            (
+                Current::Dangling {
+                    target: "/app/releases/gone".into(),
+                },
+                "which does not exist",
+            ),
             (Current::Loop, "symlink loop"),
-            (Current::NotDirectory { target: "/app/file".into() }, "not a directory"),
-            (Current::Unresolvable { error: "Permission denied".into() }, "Permission denied"),
+            (
+                Current::NotDirectory {
+                    target: "/app/file".into(),
+                },
+                "not a directory",
+            ),
+            (
+                Current::Unresolvable {
+                    error: "Permission denied".into(),
+                },
+                "Permission denied",
+            ),
         ];
         for (current, words) in cases {
             let mut snapshot = settled();
             snapshot.current = current;
             let line = reason(&snapshot).to_string();
-            assert!(line.contains(words) && line.contains("/app/current"), "{line}");
+            assert!(
+                line.contains(words) && line.contains("/app/current"),
+                "{line}"
+            );
         }
     }
 
@@ -615,7 +666,10 @@ mod tests {
         snapshot.releases.push(release("r2", 12, 1800));
         let decision = decide_now(&snapshot);
         assert!(matches!(decision.outcome, Outcome::Ready { .. }));
-        assert!(matches!(&decision.notices[..], [Notice::AbandonedRelease { .. }]));
+        assert!(matches!(
+            &decision.notices[..],
+            [Notice::AbandonedRelease { .. }]
+        ));
     }
 
     #[test]
@@ -634,28 +688,40 @@ mod tests {
         let mut snapshot = settled();
         // A name that sorts after current's but an older mtime: not being built.
         snapshot.releases.push(release("99999999999999", 13, 8000));
-        assert!(matches!(decide_now(&snapshot).outcome, Outcome::Ready { .. }));
+        assert!(matches!(
+            decide_now(&snapshot).outcome,
+            Outcome::Ready { .. }
+        ));
     }
 
     #[test]
     fn current_changed_within_settle_is_not_settled() {
         let mut snapshot = settled();
-        let Current::Link(link) = &mut snapshot.current else { unreachable!() };
+        let Current::Link(link) = &mut snapshot.current else {
+            unreachable!()
+        };
         link.changed = at(2);
         let reason = reason(&snapshot);
-        assert!(matches!(reason, Reason::NotSettled { remaining, .. } if remaining == Duration::from_secs(3)));
+        assert!(
+            matches!(reason, Reason::NotSettled { remaining, .. } if remaining == Duration::from_secs(3))
+        );
     }
 
     #[test]
     fn ctime_in_the_future_settles_by_watching() {
         let mut snapshot = settled();
-        let Current::Link(link) = &mut snapshot.current else { unreachable!() };
+        let Current::Link(link) = &mut snapshot.current else {
+            unreachable!()
+        };
         link.changed = now() + Duration::from_secs(3600);
         assert!(matches!(reason(&snapshot), Reason::NotSettled { .. }));
         let watched = decide(&snapshot, &policy(), now(), Some(at(5)));
         assert!(matches!(watched.outcome, Outcome::Ready { .. }));
         let briefly = decide(&snapshot, &policy(), now(), Some(at(4)));
-        assert!(matches!(briefly.outcome, Outcome::NotReady(Reason::NotSettled { .. })));
+        assert!(matches!(
+            briefly.outcome,
+            Outcome::NotReady(Reason::NotSettled { .. })
+        ));
     }
 
     #[test]

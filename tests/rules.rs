@@ -16,16 +16,34 @@ fn check(app: &App, extra: &[&str]) -> std::process::Output {
 
 fn assert_not_ready(app: &App, extra: &[&str], words: &str) {
     let out = check(app, extra);
-    assert_eq!(code(&out), 75, "stdout {:?} stderr {:?}", stdout(&out), stderr(&out));
+    assert_eq!(
+        code(&out),
+        75,
+        "stdout {:?} stderr {:?}",
+        stdout(&out),
+        stderr(&out)
+    );
     let line = stdout(&out);
     assert_eq!(line.lines().count(), 1, "{line:?}");
-    assert!(line.starts_with("not ready: ") && line.contains(words), "expected {words:?} in {line:?}");
+    assert!(
+        line.starts_with("not ready: ") && line.contains(words),
+        "expected {words:?} in {line:?}"
+    );
 }
 
 fn assert_ready_on(app: &App, extra: &[&str], release: &str) -> String {
     let out = check(app, extra);
-    assert_eq!(code(&out), 0, "stdout {:?} stderr {:?}", stdout(&out), stderr(&out));
-    assert_eq!(stdout(&out).trim(), format!("ready: {}", app.release_path(release).display()));
+    assert_eq!(
+        code(&out),
+        0,
+        "stdout {:?} stderr {:?}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("ready: {}", app.release_path(release).display())
+    );
     stderr(&out)
 }
 
@@ -40,7 +58,10 @@ fn settled_deploy_is_ready_on_current_release() {
 #[test]
 fn own_lock_blocks_until_unlock() {
     let app = App::deployed();
-    let out = app.out("lock", &["--reason", "cap production deploy", "--holder", "alice"]);
+    let out = app.out(
+        "lock",
+        &["--reason", "cap production deploy", "--holder", "alice"],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_not_ready(&app, &[], "held by alice (cap production deploy)");
     assert_eq!(code(&app.out("unlock", &["--holder", "alice"])), 0);
@@ -55,7 +76,10 @@ fn expired_own_lock_is_ignored_with_a_warning_naming_its_holder() {
         "# guarded-restart deploy lock\nholder: bob\ncreated: 2020-01-01T00:00:00Z\nexpires: 2020-01-01T00:30:00Z\n",
     );
     let warnings = assert_ready_on(&app, &[], "r1");
-    assert!(warnings.contains("EXPIRED DEPLOY LOCK") && warnings.contains("bob"), "{warnings}");
+    assert!(
+        warnings.contains("EXPIRED DEPLOY LOCK") && warnings.contains("bob"),
+        "{warnings}"
+    );
 }
 
 #[test]
@@ -83,14 +107,20 @@ fn capistrano_deploy_lock_honours_expire_at() {
         "---\n:created_at: 2026-01-01 00:00:00.0 Z\n:expire_at: 2999-01-01 00:00:00.0 +00:00\n:username: dave\n:message: Deploying main\n",
     );
     assert_not_ready(&app, &[], "held by dave (Deploying main)");
-    app.write("shared/deploy-lock.yml", "---\n:expire_at: 2020-01-01 00:00:00 Z\n:username: dave\n");
+    app.write(
+        "shared/deploy-lock.yml",
+        "---\n:expire_at: 2020-01-01 00:00:00 Z\n:username: dave\n",
+    );
     assert_ready_on(&app, &[], "r1");
 }
 
 #[test]
 fn capistrano_deploy_lock_false_never_expires() {
     let app = App::deployed();
-    let lock = app.write("shared/deploy-lock.yml", "---\n:expire_at: false\n:username: erin\n");
+    let lock = app.write(
+        "shared/deploy-lock.yml",
+        "---\n:expire_at: false\n:username: erin\n",
+    );
     app.age(&lock, 86_400 * 10);
     assert_not_ready(&app, &[], "never expires");
 }
@@ -132,7 +162,11 @@ fn mina_build_dir_blocks() {
 #[test]
 fn ansible_unfinished_link_and_marker_block() {
     let app = App::deployed();
-    symlink(app.release_path("r1"), app.path("current.DEPLOY_UNFINISHED")).unwrap();
+    symlink(
+        app.release_path("r1"),
+        app.path("current.DEPLOY_UNFINISHED"),
+    )
+    .unwrap();
     assert_not_ready(&app, &[], "deploy_helper is switching current");
     fs::remove_file(app.path("current.DEPLOY_UNFINISHED")).unwrap();
     app.write("releases/r1/DEPLOY_UNFINISHED", "");
@@ -216,7 +250,14 @@ fn status_shows_locks_current_releases_and_decision() {
     let out = app.out("status", &["--settle", "0"]);
     assert_eq!(code(&out), 0);
     let text = stdout(&out);
-    for words in ["not ready", "Deployer", "carol", "Mina is building", "releases/r1", "1 in"] {
+    for words in [
+        "not ready",
+        "Deployer",
+        "carol",
+        "Mina is building",
+        "releases/r1",
+        "1 in",
+    ] {
         assert!(text.contains(words), "expected {words:?} in:\n{text}");
     }
     let out = app.out("status", &["--settle", "0", "--json"]);
@@ -225,7 +266,10 @@ fn status_shows_locks_current_releases_and_decision() {
     assert_eq!(json["locks"][0]["holder"], "carol");
     assert_eq!(json["locks"][0]["live"], true);
     assert_eq!(json["artifacts"][0]["kind"], "Mina is building a release");
-    assert_eq!(json["current"]["release"], app.release_path("r1").display().to_string());
+    assert_eq!(
+        json["current"]["release"],
+        app.release_path("r1").display().to_string()
+    );
 }
 
 #[test]

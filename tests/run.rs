@@ -22,7 +22,16 @@ fn ready_app_execs_the_command_on_the_current_release_with_its_revision() {
     let log = app.log_arg();
     let out = app.out(
         "run",
-        &["--settle", "0", "--chdir", "--log", &log, "--", worker.to_str().unwrap(), "arg1"],
+        &[
+            "--settle",
+            "0",
+            "--chdir",
+            "--log",
+            &log,
+            "--",
+            worker.to_str().unwrap(),
+            "arg1",
+        ],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let r1 = app.release_path("r1").display().to_string();
@@ -33,7 +42,14 @@ fn ready_app_execs_the_command_on_the_current_release_with_its_revision() {
     assert_eq!(fields[1], "abc123", "GUARDED_RESTART_REVISION");
     assert_eq!(fields[2], r1, "--chdir");
     assert_eq!(fields[4], "arg1");
-    assert!(app.log().contains(&format!("starting {} at release {r1} (revision abc123)", worker.display())), "{}", app.log());
+    assert!(
+        app.log().contains(&format!(
+            "starting {} at release {r1} (revision abc123)",
+            worker.display()
+        )),
+        "{}",
+        app.log()
+    );
 }
 
 #[test]
@@ -53,20 +69,35 @@ fn run_waits_through_a_deploy_and_starts_on_the_release_current_settled_on() {
     assert_eq!(code(&app.out("lock", &["--holder", "deployer"])), 0);
     let child = app.spawn(
         "run",
-        &["--settle", "1s", "--log", &log, "--", worker.to_str().unwrap()],
+        &[
+            "--settle",
+            "1s",
+            "--log",
+            &log,
+            "--",
+            worker.to_str().unwrap(),
+        ],
     );
-    eventually("the guard logs that it waits for the lock", || log_has(&app, "waiting: deploy locked"));
+    eventually("the guard logs that it waits for the lock", || {
+        log_has(&app, "waiting: deploy locked")
+    });
     // The deploy builds r2 and flips current while the guard waits.
     app.release("r2");
     app.point_current("r2");
     sleep(Duration::from_millis(300));
-    assert!(app.starts().is_empty(), "started while the deploy lock was held");
+    assert!(
+        app.starts().is_empty(),
+        "started while the deploy lock was held"
+    );
     assert_eq!(code(&app.out("unlock", &["--holder", "deployer"])), 0);
     let out = wait_output(child);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let starts = app.starts();
     assert_eq!(starts.len(), 1);
-    assert!(starts[0].starts_with(&format!("{}|", app.release_path("r2").display())), "{starts:?}");
+    assert!(
+        starts[0].starts_with(&format!("{}|", app.release_path("r2").display())),
+        "{starts:?}"
+    );
     let log = app.log();
     let waiting = log.find("waiting: deploy locked").unwrap();
     let settled = log.find("settled on").expect(&log);
@@ -81,15 +112,30 @@ fn run_follows_current_while_it_keeps_changing() {
     let log = app.log_arg();
     app.release("r2");
     app.point_current("r2");
-    let child = app.spawn("run", &["--settle", "2s", "--log", &log, "--", worker.to_str().unwrap()]);
-    eventually("the guard waits for current to settle", || log_has(&app, "to settle"));
+    let child = app.spawn(
+        "run",
+        &[
+            "--settle",
+            "2s",
+            "--log",
+            &log,
+            "--",
+            worker.to_str().unwrap(),
+        ],
+    );
+    eventually("the guard waits for current to settle", || {
+        log_has(&app, "to settle")
+    });
     app.release("r3");
     app.point_current("r3");
     let out = wait_output(child);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let starts = app.starts();
     assert_eq!(starts.len(), 1);
-    assert!(starts[0].starts_with(&format!("{}|", app.release_path("r3").display())), "{starts:?}");
+    assert!(
+        starts[0].starts_with(&format!("{}|", app.release_path("r3").display())),
+        "{starts:?}"
+    );
 }
 
 #[test]
@@ -98,11 +144,27 @@ fn timeout_exits_75_and_starts_nothing() {
     let worker = app.worker(0);
     let log = app.log_arg();
     app.write(".dep/deploy.lock", "carol\n");
-    let out = app.out("run", &["--settle", "0", "--timeout", "1s", "--log", &log, "--", worker.to_str().unwrap()]);
+    let out = app.out(
+        "run",
+        &[
+            "--settle",
+            "0",
+            "--timeout",
+            "1s",
+            "--log",
+            &log,
+            "--",
+            worker.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code(&out), 75);
     assert_one_line_error(&out, "gave up after 1s, started nothing: deploy locked");
     assert!(app.starts().is_empty());
-    assert!(app.log().contains("error: gave up after 1s"), "{}", app.log());
+    assert!(
+        app.log().contains("error: gave up after 1s"),
+        "{}",
+        app.log()
+    );
 }
 
 #[test]
@@ -110,7 +172,18 @@ fn no_wait_exits_75_at_once() {
     let app = App::deployed();
     let worker = app.worker(0);
     fs::create_dir_all(app.path("tmp/build-1")).unwrap();
-    let out = app.out("run", &["--settle", "0", "--no-wait", "--timeout", "1h", "--", worker.to_str().unwrap()]);
+    let out = app.out(
+        "run",
+        &[
+            "--settle",
+            "0",
+            "--no-wait",
+            "--timeout",
+            "1h",
+            "--",
+            worker.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code(&out), 75);
     assert_one_line_error(&out, "not ready (--no-wait): deploy in progress");
     assert!(app.starts().is_empty());
@@ -124,11 +197,25 @@ fn live_pidfile_means_nothing_to_do() {
     let pidfile = app.base.join("worker.pid");
     sleep(Duration::from_millis(50));
     fs::write(&pidfile, format!("{}\n", sleeper.id())).unwrap();
-    let out = app.out("run", &["--settle", "0", "--pidfile", pidfile.to_str().unwrap(), "--", worker.to_str().unwrap()]);
+    let out = app.out(
+        "run",
+        &[
+            "--settle",
+            "0",
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--",
+            worker.to_str().unwrap(),
+        ],
+    );
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(stderr(&out).contains("worker already running"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("worker already running"),
+        "{}",
+        stderr(&out)
+    );
     assert!(app.starts().is_empty());
 }
 
@@ -141,10 +228,24 @@ fn pidfile_of_a_dead_process_does_not_count() {
     gone.wait().unwrap();
     let pidfile = app.base.join("worker.pid");
     fs::write(&pidfile, format!("{pid}\n")).unwrap();
-    let out = app.out("run", &["--settle", "0", "--pidfile", pidfile.to_str().unwrap(), "--", worker.to_str().unwrap()]);
+    let out = app.out(
+        "run",
+        &[
+            "--settle",
+            "0",
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--",
+            worker.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(app.starts().len(), 1);
-    assert!(stderr(&out).contains(&format!("no process {pid}")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("no process {pid}")),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -156,11 +257,25 @@ fn reused_pid_started_after_the_pidfile_was_written_does_not_count() {
     fs::write(&pidfile, format!("{}\n", stranger.id())).unwrap();
     // The pidfile was written an hour ago, by a worker that has since died.
     app.age(&pidfile, 3600);
-    let out = app.out("run", &["--settle", "0", "--pidfile", pidfile.to_str().unwrap(), "--", worker.to_str().unwrap()]);
+    let out = app.out(
+        "run",
+        &[
+            "--settle",
+            "0",
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--",
+            worker.to_str().unwrap(),
+        ],
+    );
     stranger.kill().unwrap();
     stranger.wait().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(stderr(&out).contains("the PID was reused"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the PID was reused"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(app.starts().len(), 1);
 }
 
@@ -174,12 +289,25 @@ fn pidfile_match_rejects_a_process_that_is_not_the_worker() {
     fs::write(&pidfile, format!("{}\n", stranger.id())).unwrap();
     let out = app.out(
         "run",
-        &["--settle", "0", "--pidfile", pidfile.to_str().unwrap(), "--pidfile-match", "sidekiq", "--", worker.to_str().unwrap()],
+        &[
+            "--settle",
+            "0",
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--pidfile-match",
+            "sidekiq",
+            "--",
+            worker.to_str().unwrap(),
+        ],
     );
     stranger.kill().unwrap();
     stranger.wait().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(stderr(&out).contains("is not the worker"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not the worker"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(app.starts().len(), 1);
 }
 
@@ -192,7 +320,10 @@ fn zombie_worker_is_not_running() {
     // the child stays a zombie for as long as the sleep lives.
     let mut parent = Command::new("sh")
         .arg("-c")
-        .arg(format!("true & echo $! > {}; exec sleep 60", pidfile.display()))
+        .arg(format!(
+            "true & echo $! > {}; exec sleep 60",
+            pidfile.display()
+        ))
         .spawn()
         .unwrap();
     eventually("the zombie exists", || {
@@ -201,7 +332,17 @@ fn zombie_worker_is_not_running() {
             .and_then(|p| fs::read_to_string(format!("/proc/{}/stat", p.trim())).ok())
             .is_some_and(|stat| stat.contains(") Z "))
     });
-    let out = app.out("run", &["--settle", "0", "--pidfile", pidfile.to_str().unwrap(), "--", worker.to_str().unwrap()]);
+    let out = app.out(
+        "run",
+        &[
+            "--settle",
+            "0",
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--",
+            worker.to_str().unwrap(),
+        ],
+    );
     parent.kill().unwrap();
     parent.wait().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -215,28 +356,73 @@ fn write_pidfile_leaves_the_workers_own_pid_and_output_goes_to_the_file() {
     let pidfile = app.base.join("sidekiq.pid");
     let output = app.base.join("sidekiq.log");
     let script = app.base.join("fg-worker.sh");
-    fs::write(&script, "#!/bin/sh\necho \"worker $$ on $GUARDED_RESTART_RELEASE\"\necho oops >&2\nexec sleep 60\n").unwrap();
+    fs::write(
+        &script,
+        "#!/bin/sh\necho \"worker $$ on $GUARDED_RESTART_RELEASE\"\necho oops >&2\nexec sleep 60\n",
+    )
+    .unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     let mut child = app
         .cmd(
             "run",
-            &["--settle", "0", "--pidfile", pidfile.to_str().unwrap(), "--write-pidfile", "--output", output.to_str().unwrap(), "--", script.to_str().unwrap()],
+            &[
+                "--settle",
+                "0",
+                "--pidfile",
+                pidfile.to_str().unwrap(),
+                "--write-pidfile",
+                "--output",
+                output.to_str().unwrap(),
+                "--",
+                script.to_str().unwrap(),
+            ],
         )
         .spawn()
         .unwrap();
-    eventually("the worker writes its output", || fs::read_to_string(&output).is_ok_and(|o| o.contains("oops")));
+    eventually("the worker writes its output", || {
+        fs::read_to_string(&output).is_ok_and(|o| o.contains("oops"))
+    });
     let pid = fs::read_to_string(&pidfile).unwrap();
     let text = fs::read_to_string(&output).unwrap();
-    assert_eq!(pid.trim(), child.id().to_string(), "the pidfile names the guard's PID, which exec made the worker's");
-    assert!(text.contains(&format!("worker {} on {}", child.id(), app.release_path("r1").display())), "{text}");
+    assert_eq!(
+        pid.trim(),
+        child.id().to_string(),
+        "the pidfile names the guard's PID, which exec made the worker's"
+    );
+    assert!(
+        text.contains(&format!(
+            "worker {} on {}",
+            child.id(),
+            app.release_path("r1").display()
+        )),
+        "{text}"
+    );
     let mode = fs::metadata(&pidfile).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o644);
-    assert_eq!(fs::metadata(&output).unwrap().permissions().mode() & 0o777, 0o640);
+    assert_eq!(
+        fs::metadata(&output).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
 
     // A second guard now sees the live worker and does nothing.
-    let out = app.out("run", &["--settle", "0", "--pidfile", pidfile.to_str().unwrap(), "--write-pidfile", "--", script.to_str().unwrap()]);
+    let out = app.out(
+        "run",
+        &[
+            "--settle",
+            "0",
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--write-pidfile",
+            "--",
+            script.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code(&out), 0);
-    assert!(stderr(&out).contains("worker already running"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("worker already running"),
+        "{}",
+        stderr(&out)
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -250,18 +436,43 @@ fn only_one_of_twenty_concurrent_guards_waits_and_starts() {
     app.write(".dep/deploy.lock", "carol\n");
     // Backgrounds the worker and writes its pidfile, like a classic restart script.
     let script = app.base.join("restart.sh");
-    fs::write(&script, format!("#!/bin/sh\n{} &\necho $! > {}\n", worker.display(), pidfile.display())).unwrap();
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{} &\necho $! > {}\n",
+            worker.display(),
+            pidfile.display()
+        ),
+    )
+    .unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     let guards: Vec<_> = (0..20)
         .map(|_| {
-            app.cmd("run", &["--settle", "0", "--pidfile", pidfile.to_str().unwrap(), "--log", &log, "--", script.to_str().unwrap()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
+            app.cmd(
+                "run",
+                &[
+                    "--settle",
+                    "0",
+                    "--pidfile",
+                    pidfile.to_str().unwrap(),
+                    "--log",
+                    &log,
+                    "--",
+                    script.to_str().unwrap(),
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
         })
         .collect();
-    eventually("19 guards step aside", || app.log().matches("another guard is already waiting").count() == 19);
+    eventually("19 guards step aside", || {
+        app.log()
+            .matches("another guard is already waiting")
+            .count()
+            == 19
+    });
     fs::remove_file(app.path(".dep/deploy.lock")).unwrap();
     for mut guard in guards {
         assert!(guard.wait().unwrap().success());
@@ -285,7 +496,19 @@ fn lock_never_lets_a_guard_start_after_it_returns() {
     for i in 0..60 {
         let _ = fs::remove_file(&pidfile);
         let guard = app
-            .cmd("run", &["--settle", "0", "--no-wait", "--pidfile", &pid_arg, "--write-pidfile", "--", "/bin/true"])
+            .cmd(
+                "run",
+                &[
+                    "--settle",
+                    "0",
+                    "--no-wait",
+                    "--pidfile",
+                    &pid_arg,
+                    "--write-pidfile",
+                    "--",
+                    "/bin/true",
+                ],
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -314,7 +537,10 @@ fn command_not_found_is_127_and_names_the_path_searched() {
     let app = App::deployed();
     let out = app.out("run", &["--settle", "0", "--", "bundle-that-is-not-there"]);
     assert_eq!(code(&out), 127);
-    assert_one_line_error(&out, "command not found: bundle-that-is-not-there (searched PATH=/usr/bin:/bin");
+    assert_one_line_error(
+        &out,
+        "command not found: bundle-that-is-not-there (searched PATH=/usr/bin:/bin",
+    );
     let out = app.out("run", &["--settle", "0", "--", "/nonexistent/sidekiq"]);
     assert_eq!(code(&out), 127);
     assert_one_line_error(&out, "command not found: /nonexistent/sidekiq");
@@ -335,13 +561,29 @@ fn command_that_cannot_execute_is_126() {
 #[test]
 fn commands_relative_to_the_release_resolve_there_with_chdir() {
     let app = App::deployed();
-    let bin = app.write("releases/r1/bin/worker", "#!/bin/sh\necho \"$(pwd)\" > \"$1\"\n");
+    let bin = app.write(
+        "releases/r1/bin/worker",
+        "#!/bin/sh\necho \"$(pwd)\" > \"$1\"\n",
+    );
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     app.age(&app.release_path("r1"), 7200);
     let marker = app.base.join("marker");
-    let out = app.out("run", &["--settle", "0", "--chdir", "--", "bin/worker", marker.to_str().unwrap()]);
+    let out = app.out(
+        "run",
+        &[
+            "--settle",
+            "0",
+            "--chdir",
+            "--",
+            "bin/worker",
+            marker.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(fs::read_to_string(marker).unwrap().trim(), app.release_path("r1").display().to_string());
+    assert_eq!(
+        fs::read_to_string(marker).unwrap().trim(),
+        app.release_path("r1").display().to_string()
+    );
 }
 
 #[test]
@@ -351,8 +593,21 @@ fn env_pairs_and_a_default_path_reach_the_command() {
     let out = app
         .guard()
         .env_remove("PATH")
-        .args(["run", "--app", app.root.to_str().unwrap(), "--settle", "0", "--env", "RAILS_ENV=production", "--"])
-        .args(["/bin/sh", "-c", &format!("echo \"$RAILS_ENV $PATH\" > {}", marker.display())])
+        .args([
+            "run",
+            "--app",
+            app.root.to_str().unwrap(),
+            "--settle",
+            "0",
+            "--env",
+            "RAILS_ENV=production",
+            "--",
+        ])
+        .args([
+            "/bin/sh",
+            "-c",
+            &format!("echo \"$RAILS_ENV $PATH\" > {}", marker.display()),
+        ])
         .output()
         .unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -364,8 +619,22 @@ fn env_pairs_and_a_default_path_reach_the_command() {
 fn unwritable_log_does_not_stop_the_guard() {
     let app = App::deployed();
     let worker = app.worker(0);
-    let out = app.out("run", &["--settle", "0", "--log", "/nonexistent-dir/guard.log", "--", worker.to_str().unwrap()]);
+    let out = app.out(
+        "run",
+        &[
+            "--settle",
+            "0",
+            "--log",
+            "/nonexistent-dir/guard.log",
+            "--",
+            worker.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(stderr(&out).contains("cannot log to /nonexistent-dir/guard.log"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot log to /nonexistent-dir/guard.log"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(app.starts().len(), 1);
 }

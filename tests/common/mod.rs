@@ -179,7 +179,10 @@ pub fn assert_one_line_error(out: &Output, words: &str) {
         "every stderr line is the tool's own: {err:?}"
     );
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.contains(words), "expected {words:?} in the last line of {err:?}");
+    assert!(
+        last.contains(words),
+        "expected {words:?} in the last line of {err:?}"
+    );
 }
 
 /// Wait for a condition that the behaviour under test must bring about; the
