@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 
 use crate::duration::human;
 use crate::exit::{coded, Exit};
-use crate::lockfile::{LockKind, LockSource, OwnLock};
+use crate::lockfile::{clean, LockKind, LockSource, OwnLock};
 use crate::readiness::{lock_expiry, Policy};
 use crate::snapshot::{self, Layout, LockFile};
 
@@ -122,8 +122,10 @@ pub fn user_and_host() -> (String, String) {
     (user, host)
 }
 
+/// The holder as it is stored (one clean line), so that what `lock` wrote and
+/// what `unlock` is given compare equal however a deploy tool quoted them.
 fn holder_or_default(holder: Option<&str>) -> String {
-    holder.map(str::to_string).unwrap_or_else(|| {
+    holder.and_then(clean).unwrap_or_else(|| {
         let (user, host) = user_and_host();
         format!("{user}@{host}")
     })

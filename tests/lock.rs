@@ -220,3 +220,15 @@ fn world_writable_directory_without_sticky_bit_is_refused_for_the_pidfile() {
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+#[test]
+fn holders_compare_as_stored_whatever_the_quoting() {
+    let app = App::deployed();
+    assert_eq!(code(&app.out("lock", &["--holder", " alice@laptop\n"])), 0);
+    assert!(fs::read_to_string(app.path("deploy.lock"))
+        .unwrap()
+        .contains("holder: alice@laptop\n"));
+    let out = app.out("unlock", &["--holder", "alice@laptop"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!app.path("deploy.lock").exists());
+}

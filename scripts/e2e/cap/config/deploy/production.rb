@@ -1,0 +1,1 @@
+# The one stage; the server is in deploy.rb.

@@ -1,0 +1,498 @@
+#!/usr/bin/env bash
+# End-to-end proof on the real stack: monit 5.33 + Sidekiq 6.4 + Redis + a
+# real Capistrano 3.17 deploy over sshd, all on 127.0.0.1 with random ports
+# and per-run keys. Replays the incident without the guard (the bug must show)
+# and with it (it must never show).
+#
+#   scripts/e2e/run.sh                 all scenarios
+#   scripts/e2e/run.sh naive drop_in   some of them
+#   E2E_SOAK=50 scripts/e2e/run.sh     repeat scenarios 2-4 50 times with random
+#                                      timing; prints "stale starts: X / N"
+#   E2E_KEEP=1                         keep the work directory for a post-mortem
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd -P)
+top=$(cd "$here/../.." && pwd -P)
+
+cargo build --quiet --release --manifest-path "$top/Cargo.toml"
+GUARD=$top/target/release/guarded-restart
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/guarded-restart-e2e.XXXXXX")
+W=$(cd "$W" && pwd -P)
+started_pids=()
+failed=0
+
+log() { printf '%s e2e: %s\n' "$(date +%T)" "$*"; }
+
+# Every worker of this run, found by its cwd under $W: never by name.
+run_workers() {
+  local p cwd
+  for p in /proc/[0-9]*; do
+    cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+    case $cwd in "$W"/*) ;; *) continue ;; esac
+    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -Eq 'sidekiq -r|^sidekiq [0-9]'; then
+      echo "${p#/proc/}"
+    fi
+  done
+}
+
+app_workers() { # APP
+  local pid cwd
+  for pid in $(run_workers); do
+    cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
+    case $cwd in "$1"/*) echo "$pid" ;; esac
+  done
+}
+
+kill_pids() {
+  local pid
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 50); do
+    local alive=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && return 0
+    sleep 0.1
+  done
+  for pid in "$@"; do kill -KILL "$pid" 2>/dev/null || true; done
+}
+
+cleanup() {
+  local rc=$?
+  kill_pids $(run_workers) 2>/dev/null || true
+  [ ${#started_pids[@]} -gt 0 ] && kill_pids "${started_pids[@]}"
+  if [ "${E2E_KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then
+    log "work directory kept: $W"
+  else
+    rm -rf "$W"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { ruby -rsocket -e 's = TCPServer.new("127.0.0.1", 0); puts s.addr[1]; s.close'; }
+
+wait_until() { # SECONDS DESCRIPTION COMMAND...
+  local limit=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@"; do
+    if [ $SECONDS -ge $deadline ]; then
+      log "timed out after ${limit}s waiting for: $what"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+# ---------------------------------------------------------------- the stack
+start_redis() {
+  REDIS_PORT=$(free_port)
+  mkdir -p "$W/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$W/redis" --logfile "$W/redis/redis.log" --daemonize no &
+  started_pids+=($!)
+  wait_until 20 "redis on 127.0.0.1:$REDIS_PORT" \
+    sh -c "redis-cli -h 127.0.0.1 -p $REDIS_PORT ping 2>/dev/null | grep -q PONG"
+  log "redis on 127.0.0.1:$REDIS_PORT (pid ${started_pids[-1]})"
+}
+
+start_sshd() {
+  SSH_PORT=$(free_port)
+  local d=$W/ssh
+  mkdir -p "$d" /run/sshd
+  chmod 700 "$d"
+  ssh-keygen -q -t rsa -b 2048 -N '' -f "$d/host_key"
+  ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -f "$d/id_rsa"
+  cp "$d/id_rsa.pub" "$d/authorized_keys"
+  chmod 600 "$d/authorized_keys"
+  cat >"$d/sshd_config" <<CONF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $d/host_key
+PidFile $d/sshd.pid
+AuthorizedKeysFile $d/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+CONF
+  /usr/sbin/sshd -D -e -f "$d/sshd_config" 2>"$d/sshd.log" &
+  started_pids+=($!)
+  SSH_KEY=$d/id_rsa
+  wait_until 20 "sshd on 127.0.0.1:$SSH_PORT" \
+    ssh -q -p "$SSH_PORT" -i "$SSH_KEY" -o BatchMode=yes -o StrictHostKeyChecking=no \
+    -o UserKnownHostsFile=/dev/null "$(id -un)@127.0.0.1" true
+  log "sshd on 127.0.0.1:$SSH_PORT (pid ${started_pids[-1]})"
+}
+
+# The probe app: each version's worker.rb carries its version in its code, so
+# a probe job tells which code is really executing.
+make_repo() {
+  local repo=$W/repo v
+  git init -q -b main "$repo"
+  for v in v1 v2 v3; do
+    cat >"$repo/worker.rb" <<RUBY
+require "sidekiq"
+
+CODE_VERSION = "$v"
+
+redis = { url: ENV.fetch("REDIS_URL") }
+Sidekiq.configure_server { |config| config.redis = redis }
+Sidekiq.configure_client { |config| config.redis = redis }
+
+class ProbeJob
+  include Sidekiq::Worker
+
+  def perform(path)
+    File.write(path, CODE_VERSION)
+  end
+end
+RUBY
+    echo "$v" >"$repo/VERSION"
+    git -C "$repo" add -A
+    git -C "$repo" -c user.name=e2e -c user.email=e2e@localhost commit -q -m "$v"
+    git -C "$repo" branch -q "$v"
+  done
+  REPO=$repo
+}
+
+# ---------------------------------------------------------------- one app
+# Sets S (scenario dir), APP (deploy root), PIDFILE, REDIS_URL and the
+# restart script that today's monit stanza runs.
+new_app() { # NAME DB
+  S=$W/$1
+  APP=$S/app
+  PIDFILE=$APP/shared/tmp/pids/sidekiq.pid
+  REDIS_URL=redis://127.0.0.1:$REDIS_PORT/$2
+  mkdir -p "$APP/shared/bin" "$APP/shared/log" "$APP/shared/tmp/pids"
+  cat >"$APP/shared/bin/restart_sidekiq.sh" <<SH
+#!/bin/sh
+# Today's restart script: cd into current, background Sidekiq, write its pidfile.
+cd $APP/current || exit 1
+REDIS_URL=$REDIS_URL nohup /usr/bin/sidekiq -r ./worker.rb -c 2 \
+  >>$APP/shared/log/sidekiq.log 2>&1 </dev/null &
+echo \$! >$PIDFILE
+SH
+  chmod 755 "$APP/shared/bin/restart_sidekiq.sh"
+}
+
+cap_env=()
+cap() { # ARGS... (environment in cap_env)
+  (cd "$here/cap" && env E2E_REPO="$REPO" E2E_DEPLOY_TO="$APP" E2E_USER="$(id -un)" \
+    E2E_SSH_PORT="$SSH_PORT" E2E_SSH_KEY="$SSH_KEY" E2E_GUARD="$GUARD" "${cap_env[@]}" \
+    cap production "$@") >>"$S/cap.log" 2>&1
+}
+
+start_monit() { # EXEC_LINE [REPEAT]
+  cat >"$S/monitrc" <<CONF
+set daemon 1
+set logfile $S/monit.log
+set pidfile $S/monit.pid
+set idfile $S/monit.id
+set statefile $S/monit.state
+
+check process sidekiq with pidfile $PIDFILE
+  if does not exist then exec "$1"${2:+ $2}
+CONF
+  chmod 600 "$S/monitrc"
+  # monit under init has almost no environment; neither does this one.
+  env -i PATH=/bin:/usr/bin:/sbin:/usr/sbin /usr/bin/monit -I -c "$S/monitrc" >>"$S/monit.out" 2>&1 &
+  MONIT_PID=$!
+  started_pids+=("$MONIT_PID")
+}
+
+stop_monit() {
+  kill_pids "$MONIT_PID"
+}
+
+guard_line() { # EXTRA FLAGS...
+  echo "$GUARD run --app $APP --pidfile $PIDFILE --settle 2s --timeout 2m --log $S/guard.log $*"
+}
+
+current_release() { readlink -f "$APP/current"; }
+
+worker_pid() { # the pidfile's process, if alive
+  local pid
+  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+  kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+one_worker_on_current() {
+  local pid workers
+  pid=$(worker_pid) || return 1
+  workers=$(app_workers "$APP" | wc -l)
+  [ "$workers" = 1 ] && [ "$(readlink "/proc/$pid/cwd")" = "$(current_release)" ]
+}
+
+probe() { # -> the CODE_VERSION executing jobs
+  local out=$S/probe.$RANDOM
+  REDIS_URL=$REDIS_URL ruby -e '
+    require "sidekiq"
+    Sidekiq.configure_client { |c| c.redis = { url: ENV["REDIS_URL"] } }
+    Sidekiq::Client.push("class" => "ProbeJob", "args" => [ARGV[0]], "queue" => "default")
+  ' "$out" 2>/dev/null
+  wait_until 60 "the probe job to run" test -s "$out" || return 1
+  cat "$out"
+}
+
+tails() {
+  local f
+  for f in "$S/cap.log" "$S/monit.log" "$S/guard.log" "$APP/shared/log/sidekiq.log"; do
+    [ -f "$f" ] || continue
+    echo "----- tail $f"
+    tail -n 25 "$f" | sed -e "s|$W|<work>|g"
+  done
+}
+
+fail() {
+  log "FAIL [$SCENARIO]: $*"
+  tails
+  failed=$((failed + 1))
+  return 1
+}
+
+# Bring the app up on v1 under monit with EXEC_LINE.
+bring_up() { # EXEC_LINE [REPEAT]
+  cap_env+=(E2E_BRANCH=v1 E2E_RACE_PAUSE=0)
+  cap deploy || { fail "initial deploy of v1 failed"; return 1; }
+  start_monit "$@"
+  wait_until 60 "one worker on v1" one_worker_on_current || { fail "v1 never came up"; return 1; }
+}
+
+# After a deploy: one worker, on current, running current's code, and still
+# so a few monit cycles later.
+assert_on_current() {
+  wait_until 90 "exactly one worker on the release current points to" one_worker_on_current ||
+    { fail "not exactly one worker on current ($(current_release)); workers: $(app_workers "$APP" | tr '\n' ' ')"; return 1; }
+  local pid
+  pid=$(worker_pid)
+  sleep 3
+  one_worker_on_current && [ "$(worker_pid)" = "$pid" ] ||
+    { fail "the worker changed or a second one appeared after settling"; return 1; }
+  local want got
+  want=$(cat "$(current_release)/VERSION")
+  got=$(probe) || { fail "the probe job never ran"; return 1; }
+  [ "$got" = "$want" ] || { fail "probe ran $got but current is $want"; return 1; }
+  log "ok [$SCENARIO]: one worker (pid $pid) on $(basename "$(current_release)"), running $got"
+}
+
+end_scenario() {
+  stop_monit
+  kill_pids $(app_workers "$APP")
+}
+
+# ---------------------------------------------------------------- scenarios
+scenario_naive() {
+  new_app naive 1
+  cap_env=()
+  bring_up "$APP/shared/bin/restart_sidekiq.sh" || return 1
+  cap_env=(E2E_BRANCH=v2 E2E_RACE_PAUSE=4)
+  cap deploy || { fail "deploy v2 failed"; return 1; }
+  wait_until 30 "a worker" worker_pid >/dev/null || { fail "no worker after the deploy"; return 1; }
+  sleep 3
+  local pid cwd got
+  pid=$(worker_pid)
+  cwd=$(readlink "/proc/$pid/cwd")
+  got=$(probe) || { fail "the probe job never ran"; return 1; }
+  if [ "$cwd" != "$(current_release)" ] && [ "$got" = v1 ]; then
+    log "ok [$SCENARIO]: the incident reproduces without the guard: current is $(basename "$(current_release)") (v2), the worker runs $(basename "$cwd") ($got)"
+  else
+    fail "the harness could not show the bug (worker in $cwd, probe $got): it cannot prove the fix"
+  fi
+}
+
+scenario_drop_in() {
+  new_app drop_in 2
+  cap_env=()
+  bring_up "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles" || return 1
+  cap_env=(E2E_BRANCH=v2 E2E_RACE_PAUSE="${E2E_PAUSE:-4}")
+  cap deploy || { fail "deploy v2 failed"; return 1; }
+  assert_on_current
+}
+
+scenario_sidekiq6() {
+  new_app sidekiq6 3
+  # No script: the guard execs Sidekiq itself and writes the pidfile; the
+  # deploy never starts Sidekiq (monit does), as many setups do.
+  cap_env=(E2E_START_BY_DEPLOY=0)
+  bring_up "$(guard_line --write-pidfile --output "$APP/shared/log/sidekiq.log" --chdir \
+    --env "REDIS_URL=$REDIS_URL" -- /usr/bin/sidekiq -r ./worker.rb -c 2)" "repeat every 1 cycles" || return 1
+  cap_env=(E2E_START_BY_DEPLOY=0 E2E_BRANCH=v2 E2E_RACE_PAUSE="${E2E_PAUSE:-4}")
+  cap deploy || { fail "deploy v2 failed"; return 1; }
+  assert_on_current || return 1
+  local pid
+  pid=$(worker_pid)
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q '^sidekiq' ||
+    { fail "the pidfile's PID $pid is not Sidekiq itself"; return 1; }
+  log "ok [$SCENARIO]: the pidfile holds Sidekiq's own PID"
+}
+
+scenario_lock_hooks() {
+  new_app lock_hooks 4
+  cap_env=(E2E_LOCK_HOOKS=1)
+  bring_up "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles" || return 1
+  cap_env=(E2E_LOCK_HOOKS=1 E2E_BRANCH=v2 E2E_RACE_PAUSE="${E2E_PAUSE:-4}")
+  cap deploy || { fail "deploy v2 failed"; return 1; }
+  grep -q "waiting: deploy locked" "$S/guard.log" ||
+    { fail "the guard never saw the deploy lock"; return 1; }
+  [ ! -e "$APP/deploy.lock" ] || { fail "the deploy left its lock behind"; return 1; }
+  assert_on_current
+}
+
+scenario_deploy_dies() {
+  new_app deploy_dies 5
+  cap_env=(E2E_LOCK_HOOKS=1)
+  bring_up "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles" || return 1
+  cap_env=(E2E_LOCK_HOOKS=1 E2E_BRANCH=v2 E2E_RACE_PAUSE=2 E2E_FAIL_AFTER_STOP=1)
+  if cap deploy; then fail "the deploy was meant to fail"; return 1; fi
+  [ ! -e "$APP/deploy.lock" ] || { fail "deploy:failed left the lock behind"; return 1; }
+  assert_on_current || return 1
+  [ "$(cat "$(current_release)/VERSION")" = v1 ] || { fail "current moved although the deploy failed"; return 1; }
+}
+
+scenario_deploy_killed() {
+  new_app deploy_killed 6
+  # Short expiries so the suite need not wait 30 minutes: the lock's TTL and
+  # --build-timeout (the unlinked release the killed deploy leaves behind).
+  cap_env=(E2E_LOCK_HOOKS=1 E2E_LOCK_TTL=8s)
+  bring_up "$(guard_line --build-timeout 8s -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles" || return 1
+  cap_env=(E2E_LOCK_HOOKS=1 E2E_LOCK_TTL=8s E2E_BRANCH=v2 E2E_RACE_PAUSE=60)
+  cap deploy &
+  local cap_pid=$!
+  wait_until 60 "the deploy to stop the worker" sh -c "grep -q 'race window' '$S/cap.log'" ||
+    { fail "the deploy never reached the race window"; return 1; }
+  kill -KILL "$cap_pid"
+  wait "$cap_pid" 2>/dev/null || true
+  local killed_at=$SECONDS
+  [ -e "$APP/deploy.lock" ] || { fail "expected the killed deploy's lock to be left behind"; return 1; }
+  log "deploy SIGKILLed mid-deploy; lock left: $(grep holder "$APP/deploy.lock")"
+  wait_until 90 "the worker to come back" one_worker_on_current ||
+    { fail "the worker never came back after the killed deploy"; return 1; }
+  log "worker back $((SECONDS - killed_at))s after the kill, without a human (lock TTL 8s, monit cycle 1s)"
+  assert_on_current || return 1
+  grep -q "EXPIRED DEPLOY LOCK" "$S/guard.log" || { fail "no loud warning about the expired lock"; return 1; }
+}
+
+scenario_rollback() {
+  new_app rollback 7
+  cap_env=(E2E_LOCK_HOOKS=1)
+  bring_up "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles" || return 1
+  sleep 1 # Capistrano names releases by the second
+  cap_env=(E2E_LOCK_HOOKS=1 E2E_BRANCH=v2)
+  cap deploy || { fail "deploy v2 failed"; return 1; }
+  assert_on_current || return 1
+  cap_env=(E2E_LOCK_HOOKS=1 E2E_BRANCH=v2 E2E_RACE_PAUSE=4)
+  cap deploy:rollback || { fail "rollback failed"; return 1; }
+  [ "$(cat "$(current_release)/VERSION")" = v1 ] || { fail "current is not the rolled-back-to v1"; return 1; }
+  assert_on_current
+}
+
+# Mina and Deployer are not packaged: replay their documented command
+# sequences on the server side, with the same stop/start a recipe would run.
+stop_worker() {
+  local pid
+  pid=$(worker_pid) || return 0
+  kill -TERM "$pid"
+  wait_until 30 "the worker to stop" sh -c "! kill -0 $pid 2>/dev/null"
+  rm -f "$PIDFILE"
+}
+
+start_worker_unless_running() {
+  worker_pid >/dev/null || "$APP/shared/bin/restart_sidekiq.sh"
+}
+
+populate() { # DIR VERSION
+  mkdir -p "$1"
+  git -C "$REPO" archive "$2" | tar -x -C "$1"
+}
+
+scenario_mina() {
+  new_app mina 8
+  mkdir -p "$APP/releases"
+  populate "$APP/releases/1" v1
+  ln -nfs releases/1 "$APP/current"
+  start_monit "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles"
+  "$APP/shared/bin/restart_sidekiq.sh"
+  wait_until 60 "one worker on v1" one_worker_on_current || { fail "v1 never came up"; return 1; }
+  (
+    cd "$APP"
+    touch deploy.lock
+    build=tmp/build-$(date +%s)
+    mkdir -p "$build"
+    populate "$build" v2
+    stop_worker
+    sleep 4 # bundle, assets, migrations
+    mv "$build" releases/2
+    ln -nfs releases/2 current
+    rm -f deploy.lock
+    start_worker_unless_running
+  ) >>"$S/deploy.log" 2>&1
+  assert_on_current
+}
+
+scenario_deployer() {
+  new_app deployer 9
+  mkdir -p "$APP/releases" "$APP/.dep"
+  populate "$APP/releases/1" v1
+  ln -s releases/1 "$APP/release"
+  mv -T "$APP/release" "$APP/current"
+  start_monit "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles"
+  "$APP/shared/bin/restart_sidekiq.sh"
+  wait_until 60 "one worker on v1" one_worker_on_current || { fail "v1 never came up"; return 1; }
+  (
+    cd "$APP"
+    echo deployer >.dep/deploy.lock
+    populate releases/2 v2
+    ln -s releases/2 release
+    stop_worker
+    sleep 4 # vendors, assets, migrations
+    mv -T release current
+    rm -f .dep/deploy.lock
+    start_worker_unless_running
+  ) >>"$S/deploy.log" 2>&1
+  assert_on_current
+}
+
+# ---------------------------------------------------------------- main
+all=(naive drop_in sidekiq6 lock_hooks deploy_dies deploy_killed rollback mina deployer)
+chosen=("$@")
+[ ${#chosen[@]} -gt 0 ] || chosen=("${all[@]}")
+
+start_redis
+start_sshd
+make_repo
+
+run_one() {
+  SCENARIO=$1
+  log "=== $SCENARIO"
+  "scenario_$1" || true
+  end_scenario
+}
+
+if [ -n "${E2E_SOAK:-}" ]; then
+  stale=0
+  runs=0
+  for i in $(seq "$E2E_SOAK"); do
+    for s in drop_in sidekiq6 lock_hooks; do
+      E2E_PAUSE=$((1 + RANDOM % 5))
+      before=$failed
+      run_one "$s"
+      runs=$((runs + 1))
+      [ $failed -gt $before ] && stale=$((stale + 1))
+      rm -rf "${W:?}/$s"
+      sleep "0.$((RANDOM % 10))" # a random monit phase for the next deploy
+    done
+  done
+  echo "stale starts: $stale / $runs"
+else
+  for s in "${chosen[@]}"; do run_one "$s"; done
+fi
+
+if [ $failed -gt 0 ]; then
+  log "$failed scenario(s) failed"
+  exit 1
+fi
+log "all scenarios passed"
