@@ -174,7 +174,7 @@ pub struct StatusArgs {
     pub pidfile_match: Option<String>,
 
     /// Print JSON instead of text
-    #[arg(long)]
+    #[arg(long, env = "GUARDED_RESTART_JSON")]
     pub json: bool,
 }
 
