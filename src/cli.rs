@@ -43,6 +43,12 @@ pub enum Command {
     /// Show everything the guard sees: locks, current, releases, artifacts, settle, the worker
     #[command(after_help = EXIT_STATUS_HELP)]
     Status(StatusArgs),
+    /// Block until a start would be safe (for systemd's ExecStartPre= and scripts)
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Wait(WaitArgs),
+    /// Is the running worker on the release current points to? 0 yes, 1 drift, 3 no worker
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Verify(VerifyArgs),
     /// Take the deploy lock (for deploy tools); returns once no guard can start anything
     #[command(after_help = EXIT_STATUS_HELP)]
     Lock(LockArgs),
@@ -158,6 +164,49 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub log: LogArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    pub detect: DetectArgs,
+
+    /// Give up (exit 75) when not ready after DUR
+    #[arg(long, value_name = "DUR", default_value = "10m", env = "GUARDED_RESTART_TIMEOUT", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub log: LogArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub app: AppArg,
+
+    /// The current symlink [default: <app>/current]
+    #[arg(long, value_name = "PATH", env = "GUARDED_RESTART_CURRENT")]
+    pub current: Option<PathBuf>,
+
+    /// The releases directory [default: <app>/releases]
+    #[arg(long, value_name = "DIR", env = "GUARDED_RESTART_RELEASES")]
+    pub releases: Option<PathBuf>,
+
+    /// The worker's pidfile
+    #[arg(long, value_name = "FILE", env = "GUARDED_RESTART_PIDFILE")]
+    pub pidfile: PathBuf,
+
+    /// As for run
+    #[arg(long, value_name = "PATTERN", env = "GUARDED_RESTART_PIDFILE_MATCH")]
+    pub pidfile_match: Option<String>,
+
+    /// Keep looking for up to DUR while the worker is not (yet) on current, e.g. right after a deploy
+    #[arg(long, value_name = "DUR", default_value = "0", env = "GUARDED_RESTART_VERIFY_WAIT", value_parser = parse_duration)]
+    pub wait: Duration,
+
+    /// Print JSON instead of one line
+    #[arg(long, env = "GUARDED_RESTART_JSON")]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,33 +1,33 @@
 //! The subcommands: gather, decide, act, report. Each returns the exit status;
 //! errors carry theirs (see `exit`).
 
-use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Result;
-use serde_json::{json, Value};
 
-use crate::cli::{CheckArgs, Command, DetectArgs, LockArgs, RunArgs, StatusArgs, UnlockArgs};
-use crate::duration::human;
+use crate::cli::{
+    CheckArgs, Command, DetectArgs, LockArgs, RunArgs, StatusArgs, UnlockArgs, VerifyArgs, WaitArgs,
+};
 use crate::exit::{coded, one_line, Exit};
 use crate::launch;
 use crate::lock::{self, Unlocked, Waiter};
-use crate::process::{self, Running};
-use crate::readiness::{self, lock_expiry, Notice, Outcome, Policy, Reason};
-use crate::report::{display_opt, path_json, time_json, Log};
-use crate::snapshot::{self, Current, Layout, LinkIdentity, Snapshot};
+use crate::process;
+use crate::readiness::{self, Outcome, Policy};
+use crate::report::{self, describe_worker, Log};
+use crate::snapshot::{self, Layout};
 use crate::timefmt;
-
-/// How often a waiting guard looks again: well under a second so the start
-/// follows the settle closely, and cheap (a handful of stats and one readdir).
-const POLL: Duration = Duration::from_millis(200);
+use crate::verify::{self, Verdict};
+use crate::waiting::Waiting;
 
 pub fn dispatch(command: Command) -> Result<Exit> {
     match command {
         Command::Run(args) => with_log(args.log.log.as_deref(), true, |log| run(&args, log)),
         Command::Check(args) => with_log(args.log.log.as_deref(), false, |log| check(&args, log)),
+        Command::Wait(args) => with_log(args.log.log.as_deref(), true, |log| wait(&args, log)),
+        Command::Verify(args) => verify(&args),
         Command::Status(args) => status(&args),
         Command::Lock(args) => with_log(args.log.log.as_deref(), false, |log| lock(&args, log)),
         Command::Unlock(args) => with_log(args.log.log.as_deref(), false, |log| unlock(&args, log)),
@@ -74,52 +74,29 @@ fn lock_policy() -> Policy {
     }
 }
 
-/// Logs each notice once per guard; the next guard says it again.
-struct Notices(HashSet<String>);
-
-impl Notices {
-    fn report(&mut self, notices: &[Notice], log: &Log) {
-        for notice in notices {
-            let key = notice_key(notice);
-            if self.0.insert(key) {
-                log.warn(&notice.to_string());
-            }
-        }
-    }
-}
-
-fn notice_key(notice: &Notice) -> String {
-    match notice {
-        Notice::ExpiredLock { path, .. } => format!("expired {}", path.display()),
-        Notice::LockProblem { path, .. } => format!("problem {}", path.display()),
-        Notice::StaleArtifact { path, .. } => format!("stale {}", path.display()),
-        Notice::AbandonedRelease { release, .. } => format!("abandoned {}", release.display()),
-        Notice::BadRelease { release } => format!("bad {}", release.display()),
-    }
-}
-
-/// When this guard first saw `current` as it is now; reset whenever it changes.
-fn observe(
-    watch: &mut Option<(LinkIdentity, SystemTime)>,
-    snapshot: &Snapshot,
-    now: SystemTime,
-) -> Option<SystemTime> {
-    let Current::Link(link) = &snapshot.current else {
-        *watch = None;
-        return None;
+/// A live worker in the pidfile means there is nothing to do: says so and
+/// returns true. Otherwise returns why a start is due, for the log line.
+fn worker_is_running(args: &RunArgs, log: &Log, why_start: &mut String) -> bool {
+    let Some(pidfile) = args.pidfile.as_deref() else {
+        return false;
     };
-    match watch {
-        Some((identity, since)) if *identity == link.identity => Some(*since),
-        _ => {
-            *watch = Some((link.identity.clone(), now));
-            Some(now)
+    match process::inspect(pidfile, args.pidfile_match.as_deref()) {
+        Ok(worker) => {
+            log.info(&format!(
+                "worker already running ({}); nothing to do",
+                describe_worker(&worker)
+            ));
+            true
+        }
+        Err(not_running) => {
+            *why_start = format!(" (worker not running: {not_running})");
+            false
         }
     }
 }
 
 fn run(args: &RunArgs, log: &Log) -> Result<Exit> {
     let layout = layout(&args.detect);
-    let policy = policy(&args.detect);
     snapshot::check_deploy_root(&layout.deploy_root)?;
 
     let (program, program_args) = args
@@ -136,16 +113,10 @@ fn run(args: &RunArgs, log: &Log) -> Result<Exit> {
     if !in_release {
         launch::resolve(program, &search_path, &cwd)?;
     }
-    let pattern = args.pidfile_match.as_deref();
 
-    if let Some(pidfile) = &args.pidfile {
-        if let Ok(worker) = process::inspect(pidfile, pattern) {
-            log.info(&format!(
-                "worker already running ({}); nothing to do",
-                describe_worker(&worker)
-            ));
-            return Ok(Exit::Success);
-        }
+    let mut why_start = String::new();
+    if worker_is_running(args, log, &mut why_start) {
+        return Ok(Exit::Success);
     }
 
     let _waiter = match lock::waiter(&layout.deploy_root) {
@@ -165,129 +136,81 @@ fn run(args: &RunArgs, log: &Log) -> Result<Exit> {
         }
     };
 
-    let started = Instant::now();
-    let deadline = started + args.timeout;
-    let mut watch = None;
-    let mut notices = Notices(HashSet::new());
-    let mut last_reason: Option<Reason> = None;
+    let mut waiting = Waiting::new(
+        &layout,
+        policy(&args.detect),
+        args.timeout,
+        ", started nothing",
+        log,
+    );
     loop {
-        let snapshot = snapshot::gather(&layout)?;
-        let now = SystemTime::now();
-        let watched_since = observe(&mut watch, &snapshot, now);
-        let decision = readiness::decide(&snapshot, &policy, now, watched_since);
-        notices.report(&decision.notices, log);
-
-        let reason = match decision.outcome {
+        let reason = match waiting.look()? {
             Outcome::NotReady(reason) => reason,
             Outcome::Ready { .. } => {
                 // The final check and the start happen under the launch mutex,
                 // so a `lock` either lands before it (and we see it) or waits
                 // until this process has become the worker.
                 let mutex = lock::launch_mutex(&layout.deploy_root, lock::LAUNCH_MUTEX_WAIT)?;
-                let snapshot = snapshot::gather(&layout)?;
-                let now = SystemTime::now();
-                let watched_since = observe(&mut watch, &snapshot, now);
-                let decision = readiness::decide(&snapshot, &policy, now, watched_since);
-                notices.report(&decision.notices, log);
-                match decision.outcome {
+                match waiting.look()? {
                     Outcome::Ready { release } => {
-                        if last_reason.is_some() {
-                            log.info(&format!(
-                                "settled on {} after waiting {}",
-                                release.display(),
-                                human(started.elapsed())
-                            ));
+                        waiting.settled(&release);
+                        if worker_is_running(args, log, &mut why_start) {
+                            return Ok(Exit::Success);
                         }
-                        return start(
-                            args,
-                            log,
-                            &release,
+                        let target = Target {
                             program,
                             program_args,
-                            &search_path,
-                            &cwd,
-                            mutex,
-                        );
-                    }
-                    Outcome::NotReady(reason) => {
+                            search_path: &search_path,
+                            cwd: &cwd,
+                        };
+                        let error = start(args, log, &release, target, &why_start);
                         drop(mutex);
-                        reason
+                        return Err(error);
                     }
+                    Outcome::NotReady(reason) => reason,
                 }
             }
         };
-
         if args.no_wait {
             return Err(coded(
                 Exit::NotReady,
                 format!("not ready (--no-wait): {reason}"),
             ));
         }
-        if !last_reason
-            .as_ref()
-            .is_some_and(|last| last.same_cause(&reason))
-        {
-            log.info(&format!("waiting: {reason}"));
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(coded(
-                Exit::NotReady,
-                format!(
-                    "gave up after {}, started nothing: {reason}",
-                    human(args.timeout)
-                ),
-            ));
-        }
-        let nap = match &reason {
-            Reason::NotSettled { remaining, .. } => {
-                (*remaining).clamp(Duration::from_millis(10), POLL)
-            }
-            _ => POLL,
-        };
-        last_reason = Some(reason);
-        sleep(nap.min(left));
+        waiting.not_ready(reason)?;
     }
 }
 
-fn describe_worker(worker: &Running) -> String {
-    match &worker.cwd {
-        Some(cwd) => format!("pid {} in {}", worker.pid, cwd.display()),
-        None => format!("pid {}", worker.pid),
-    }
+/// COMMAND as given, and where to look for it.
+struct Target<'a> {
+    program: &'a OsStr,
+    program_args: &'a [OsString],
+    search_path: &'a OsStr,
+    cwd: &'a Path,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Exec the worker; returns only the error when that failed.
 fn start(
     args: &RunArgs,
     log: &Log,
     release: &Path,
-    program: &std::ffi::OsStr,
-    program_args: &[std::ffi::OsString],
-    search_path: &std::ffi::OsStr,
-    cwd: &Path,
-    mutex: lock::LaunchMutex,
-) -> Result<Exit> {
-    let mut why_start = String::new();
-    if let Some(pidfile) = &args.pidfile {
-        match process::inspect(pidfile, args.pidfile_match.as_deref()) {
-            Ok(worker) => {
-                log.info(&format!(
-                    "worker already running ({}); nothing to do",
-                    describe_worker(&worker)
-                ));
-                return Ok(Exit::Success);
-            }
-            Err(not_running) => why_start = format!(" (worker not running: {not_running})"),
-        }
-    }
-    let base = if args.chdir { release } else { cwd };
-    let program = launch::resolve(program, search_path, base)?;
-    let output = args
+    target: Target<'_>,
+    why_start: &str,
+) -> anyhow::Error {
+    let base = if args.chdir { release } else { target.cwd };
+    let program = match launch::resolve(target.program, target.search_path, base) {
+        Ok(program) => program,
+        Err(e) => return e,
+    };
+    let output = match args
         .output
         .as_deref()
         .map(|path| crate::fsutil::open_append(path, 0o640))
-        .transpose()?;
+        .transpose()
+    {
+        Ok(output) => output,
+        Err(e) => return e,
+    };
     let revision = launch::revision(release);
     log.info(&format!(
         "starting {} at release {}{}{why_start}",
@@ -298,9 +221,9 @@ fn start(
             .map(|r| format!(" (revision {r})"))
             .unwrap_or_default()
     ));
-    let error = launch::exec(launch::Plan {
+    launch::exec(launch::Plan {
         program,
-        args: program_args,
+        args: target.program_args,
         release,
         revision: revision.as_deref(),
         chdir: args.chdir,
@@ -310,16 +233,92 @@ fn start(
             .write_pidfile
             .then_some(())
             .and(args.pidfile.as_deref()),
-    });
-    drop(mutex);
-    Err(error)
+    })
+}
+
+fn wait(args: &WaitArgs, log: &Log) -> Result<Exit> {
+    let layout = layout(&args.detect);
+    snapshot::check_deploy_root(&layout.deploy_root)?;
+    let mut waiting = Waiting::new(&layout, policy(&args.detect), args.timeout, "", log);
+    loop {
+        match waiting.look()? {
+            Outcome::Ready { release } => {
+                waiting.settled(&release);
+                println!("ready: {}", release.display());
+                return Ok(Exit::Success);
+            }
+            Outcome::NotReady(reason) => waiting.not_ready(reason)?,
+        }
+    }
+}
+
+fn verify(args: &VerifyArgs) -> Result<Exit> {
+    let deploy_root = &args.app.app;
+    snapshot::check_deploy_root(deploy_root)?;
+    let layout = Layout::new(
+        deploy_root.clone(),
+        args.current.clone(),
+        args.releases.clone(),
+        Vec::new(),
+    );
+    let releases = std::fs::canonicalize(&layout.releases).unwrap_or(layout.releases.clone());
+    let deadline = Instant::now() + args.wait;
+    let report = loop {
+        let snapshot = snapshot::gather(&layout)?;
+        let current_release = match &snapshot.current {
+            snapshot::Current::Link(link) => Ok(link.release.clone()),
+            _ => {
+                match readiness::decide(&snapshot, &lock_policy(), SystemTime::now(), None).outcome
+                {
+                    Outcome::NotReady(reason) => Err(reason.to_string()),
+                    Outcome::Ready { release } => Ok(release),
+                }
+            }
+        };
+        let worker = process::inspect(&args.pidfile, args.pidfile_match.as_deref());
+        let (worker_release, started_release) = match &worker {
+            Ok(w) => (
+                w.cwd
+                    .as_deref()
+                    .map(|cwd| verify::release_of(cwd, &releases)),
+                verify::started_release(w.pid),
+            ),
+            Err(_) => (None, None),
+        };
+        let report = verify::Report {
+            current_release,
+            worker,
+            worker_release,
+            started_release,
+        };
+        if report.verdict() == Verdict::OnCurrent || Instant::now() >= deadline {
+            break report;
+        }
+        sleep(Duration::from_millis(250));
+    };
+    if args.json {
+        let (_, host) = lock::user_and_host();
+        println!(
+            "{}",
+            serde_json::to_string(&report.json(deploy_root, &host))?
+        );
+    } else {
+        println!("{}", report.line());
+    }
+    Ok(match report.verdict() {
+        Verdict::OnCurrent => Exit::Success,
+        Verdict::NotRunning(_) => Exit::NotRunning,
+        Verdict::Drift | Verdict::CurrentBroken(_) => Exit::Failure,
+    })
 }
 
 fn check(args: &CheckArgs, log: &Log) -> Result<Exit> {
     let layout = layout(&args.detect);
     let snapshot = snapshot::gather(&layout)?;
     let decision = readiness::decide(&snapshot, &policy(&args.detect), SystemTime::now(), None);
-    Notices(HashSet::new()).report(&decision.notices, log);
+    for notice in &decision.notices {
+        log.warn(&notice.to_string());
+    }
     Ok(match decision.outcome {
         Outcome::Ready { release } => {
             println!("ready: {}", release.display());
@@ -387,238 +386,18 @@ fn status(args: &StatusArgs) -> Result<Exit> {
         .pidfile
         .as_deref()
         .map(|p| process::inspect(p, args.pidfile_match.as_deref()));
-    let view = status_json(&layout, &policy, &snapshot, &decision, worker.as_ref(), now);
+    let view = report::Status {
+        layout: &layout,
+        policy: &policy,
+        snapshot: &snapshot,
+        decision: &decision,
+        worker: worker.as_ref(),
+        now,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
+        println!("{}", serde_json::to_string_pretty(&view.json())?);
     } else {
-        print!(
-            "{}",
-            status_text(&layout, &policy, &snapshot, &decision, worker.as_ref(), now)
-        );
+        print!("{}", view.text());
     }
     Ok(Exit::Success)
-}
-
-type WorkerView<'a> = Option<&'a Result<Running, process::NotRunning>>;
-
-fn ago(now: SystemTime, then: SystemTime) -> String {
-    match now.duration_since(then) {
-        Ok(d) => format!("{} ago", human(d)),
-        Err(e) => format!("in {} (clock skew?)", human(e.duration())),
-    }
-}
-
-fn current_release(snapshot: &Snapshot) -> Option<&Path> {
-    match &snapshot.current {
-        Current::Link(link) => Some(&link.release),
-        _ => None,
-    }
-}
-
-fn status_json(
-    layout: &Layout,
-    policy: &Policy,
-    snapshot: &Snapshot,
-    decision: &readiness::Decision,
-    worker: WorkerView<'_>,
-    now: SystemTime,
-) -> Value {
-    let current = match &snapshot.current {
-        Current::Link(link) => json!({
-            "path": path_json(&snapshot.current_path),
-            "target": path_json(&link.target),
-            "release": path_json(&link.release),
-            "changed": time_json(link.changed),
-            "settled": now.duration_since(link.changed).is_ok_and(|d| d >= policy.settle),
-        }),
-        other => json!({
-            "path": path_json(&snapshot.current_path),
-            "problem": format!("{other:?}"),
-        }),
-    };
-    let newest = snapshot.newest_release();
-    let locks: Vec<Value> = snapshot
-        .locks
-        .iter()
-        .map(|lock| {
-            let expires = lock_expiry(lock, policy);
-            json!({
-                "path": path_json(&lock.path),
-                "kind": lock.content.kind.to_string(),
-                "holder": lock.content.holder,
-                "reason": lock.content.reason,
-                "created": lock.content.created.map(time_json),
-                "modified": time_json(lock.modified),
-                "expires": expires.map(time_json),
-                "live": expires.is_none_or(|t| t > now),
-                "problem": lock.content.problem,
-            })
-        })
-        .collect();
-    let artifacts: Vec<Value> = snapshot
-        .artifacts
-        .iter()
-        .map(|a| {
-            json!({
-                "path": path_json(&a.path),
-                "kind": a.kind.to_string(),
-                "modified": time_json(a.modified),
-                "stale": now.duration_since(a.modified).is_ok_and(|d| d >= policy.build_timeout),
-            })
-        })
-        .collect();
-    let (ready, release, reason) = match &decision.outcome {
-        Outcome::Ready { release } => (true, Some(path_json(release)), None),
-        Outcome::NotReady(reason) => (false, None, Some(reason.to_string())),
-    };
-    let worker = worker.map(|w| match w {
-        Ok(running) => json!({
-            "running": true,
-            "pid": running.pid,
-            "cmdline": running.cmdline,
-            "cwd": running.cwd.as_deref().map(path_json),
-            "on_current": running.cwd.as_deref().zip(current_release(snapshot)).map(|(a, b)| a == b),
-        }),
-        Err(why) => json!({ "running": false, "why": why.to_string() }),
-    });
-    json!({
-        "app": path_json(&layout.deploy_root),
-        "ready": ready,
-        "release": release,
-        "reason": reason,
-        "current": current,
-        "releases": {
-            "dir": path_json(&layout.releases),
-            "missing": snapshot.releases_missing,
-            "count": snapshot.releases.len(),
-            "newest": newest.map(|r| path_json(&r.path)),
-            "newest_modified": newest.map(|r| time_json(r.modified)),
-        },
-        "locks": locks,
-        "artifacts": artifacts,
-        "notices": decision.notices.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-        "worker": worker,
-        "settle": human(policy.settle),
-        "build_timeout": human(policy.build_timeout),
-        "max_lock_age": human(policy.max_lock_age),
-    })
-}
-
-fn status_text(
-    layout: &Layout,
-    policy: &Policy,
-    snapshot: &Snapshot,
-    decision: &readiness::Decision,
-    worker: WorkerView<'_>,
-    now: SystemTime,
-) -> String {
-    let mut out = String::new();
-    let mut line = |label: &str, text: String| out.push_str(&format!("{label:<10} {text}\n"));
-    line("app", layout.deploy_root.display().to_string());
-    line(
-        "decision",
-        match &decision.outcome {
-            Outcome::Ready { release } => format!("ready: {}", release.display()),
-            Outcome::NotReady(reason) => format!("not ready: {reason}"),
-        },
-    );
-    line(
-        "current",
-        match &snapshot.current {
-            Current::Link(link) => {
-                let settled = now
-                    .duration_since(link.changed)
-                    .is_ok_and(|d| d >= policy.settle);
-                format!(
-                    "{} -> {} (release {}, changed {}, {})",
-                    snapshot.current_path.display(),
-                    link.target.display(),
-                    link.release.display(),
-                    ago(now, link.changed),
-                    if settled { "settled" } else { "settling" }
-                )
-            }
-            other => format!("{}: {other:?}", snapshot.current_path.display()),
-        },
-    );
-    line(
-        "releases",
-        match (snapshot.releases_missing, snapshot.newest_release()) {
-            (true, _) => format!("{} does not exist", layout.releases.display()),
-            (false, None) => format!("none in {}", layout.releases.display()),
-            (false, Some(newest)) => format!(
-                "{} in {}; newest {} (modified {})",
-                snapshot.releases.len(),
-                layout.releases.display(),
-                display_opt(&newest.path.file_name().map(PathBuf::from)),
-                ago(now, newest.modified)
-            ),
-        },
-    );
-    if snapshot.locks.is_empty() {
-        line("locks", "none".to_string());
-    }
-    for lock in &snapshot.locks {
-        let expires = lock_expiry(lock, policy);
-        line(
-            "lock",
-            format!(
-                "{} ({}) held by {}{}, modified {}, {}",
-                lock.path.display(),
-                lock.content.kind,
-                lock.content
-                    .holder
-                    .as_deref()
-                    .unwrap_or("an unknown holder"),
-                lock.content
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default(),
-                ago(now, lock.modified),
-                match expires {
-                    None => "never expires".to_string(),
-                    Some(t) if t > now => format!(
-                        "expires in {}",
-                        human(t.duration_since(now).unwrap_or_default())
-                    ),
-                    Some(t) => format!("EXPIRED {}", ago(now, t)),
-                }
-            ),
-        );
-    }
-    if snapshot.artifacts.is_empty() {
-        line("artifacts", "none".to_string());
-    }
-    for artifact in &snapshot.artifacts {
-        line(
-            "artifact",
-            format!(
-                "{} ({}), modified {}",
-                artifact.path.display(),
-                artifact.kind,
-                ago(now, artifact.modified)
-            ),
-        );
-    }
-    for notice in &decision.notices {
-        line("notice", notice.to_string());
-    }
-    if let Some(worker) = worker {
-        line(
-            "worker",
-            match worker {
-                Ok(running) => {
-                    let place = match (running.cwd.as_deref(), current_release(snapshot)) {
-                        (Some(cwd), Some(cur)) if cwd == cur => " (on current)".to_string(),
-                        (Some(_), Some(cur)) => format!(" (NOT on current {})", cur.display()),
-                        _ => String::new(),
-                    };
-                    format!("running: {}{place}", describe_worker(running))
-                }
-                Err(why) => format!("not running: {why}"),
-            },
-        );
-    }
-    out
 }

@@ -11,10 +11,12 @@ use std::process::ExitCode;
 pub enum Exit {
     /// Started (after exec the command's own status applies), ready, or nothing to do.
     Success = 0,
-    /// Anything not covered below: an I/O error, a drifted worker.
+    /// Anything not covered below: an I/O error; for `verify`, a drifted worker.
     Failure = 1,
     /// The command line is wrong.
     Usage = 2,
+    /// `verify`: no worker runs (the LSB status code for "not running").
+    NotRunning = 3,
     /// Not ready: the deadline passed, `--no-wait`, or a deploy lock is held by someone else.
     NotReady = 75,
     /// Misconfiguration: deploy root missing or unreadable, a lock path that is a directory...
@@ -43,6 +45,7 @@ Exit status:
   0    started (after exec, the command's own status), ready, or nothing to do
   1    any other error
   2    usage error
+  3    verify: no worker is running (1: it runs a release other than current)
   75   not ready: deadline reached, --no-wait, or the deploy lock is held by someone else
   78   misconfiguration: deploy root missing or unreadable, a lock path that is a directory, ...
   126  COMMAND found but not executable

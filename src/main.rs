@@ -13,6 +13,8 @@ mod readiness;
 mod report;
 mod snapshot;
 mod timefmt;
+mod verify;
+mod waiting;
 
 use std::process::ExitCode;
 
