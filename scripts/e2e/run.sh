@@ -37,7 +37,19 @@ run_workers() {
   done
 }
 
+# Workers of one deploy root on this host (this mount namespace: the
+# two_hosts scenario's host b lives in another one).
 app_workers() { # APP
+  local pid cwd ns
+  ns=$(readlink /proc/$$/ns/mnt)
+  for pid in $(run_workers); do
+    cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
+    [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" = "$ns" ] || continue
+    case $cwd in "$1"/*) echo "$pid" ;; esac
+  done
+}
+
+workers_under() { # DIR: in any namespace, for cleanup
   local pid cwd
   for pid in $(run_workers); do
     cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
@@ -97,20 +109,26 @@ start_redis() {
   log "redis on 127.0.0.1:$REDIS_PORT (pid ${started_pids[-1]})"
 }
 
-start_sshd() {
-  SSH_PORT=$(free_port)
-  local d=$W/ssh
+# One sshd per simulated host, on its own random port. Host b's sshd runs in
+# a mount namespace of its own in which DIR is bind-mounted over MOUNTPOINT:
+# the same deploy_to is then a different deploy root on each host, as on two
+# real servers.
+start_sshd() { # HOST [DIR MOUNTPOINT] -> SSH_PORT (host a) or SSH_PORT_B, SSHD_PID
+  local host=$1 d=$W/ssh port
+  port=$(free_port)
   mkdir -p "$d" /run/sshd
   chmod 700 "$d"
-  ssh-keygen -q -t rsa -b 2048 -N '' -f "$d/host_key"
-  ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -f "$d/id_rsa"
-  cp "$d/id_rsa.pub" "$d/authorized_keys"
-  chmod 600 "$d/authorized_keys"
-  cat >"$d/sshd_config" <<CONF
-Port $SSH_PORT
+  if [ ! -f "$d/id_rsa" ]; then
+    ssh-keygen -q -t rsa -b 2048 -N '' -f "$d/host_key"
+    ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -f "$d/id_rsa"
+    cp "$d/id_rsa.pub" "$d/authorized_keys"
+    chmod 600 "$d/authorized_keys"
+  fi
+  cat >"$d/sshd_$host.conf" <<CONF
+Port $port
 ListenAddress 127.0.0.1
 HostKey $d/host_key
-PidFile $d/sshd.pid
+PidFile $d/sshd_$host.pid
 AuthorizedKeysFile $d/authorized_keys
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -120,13 +138,21 @@ UsePAM no
 StrictModes no
 Subsystem sftp internal-sftp
 CONF
-  /usr/sbin/sshd -D -e -f "$d/sshd_config" 2>"$d/sshd.log" &
-  started_pids+=($!)
+  if [ -n "${2:-}" ]; then
+    unshare --mount --propagation private sh -c \
+      'mount --bind "$1" "$2" && exec /usr/sbin/sshd -D -e -f "$3"' sh "$2" "$3" "$d/sshd_$host.conf" \
+      2>"$d/sshd_$host.log" &
+  else
+    /usr/sbin/sshd -D -e -f "$d/sshd_$host.conf" 2>"$d/sshd_$host.log" &
+  fi
+  SSHD_PID=$!
+  started_pids+=("$SSHD_PID")
   SSH_KEY=$d/id_rsa
-  wait_until 20 "sshd on 127.0.0.1:$SSH_PORT" \
-    ssh -q -p "$SSH_PORT" -i "$SSH_KEY" -o BatchMode=yes -o StrictHostKeyChecking=no \
+  wait_until 20 "sshd on 127.0.0.1:$port" \
+    ssh -q -p "$port" -i "$SSH_KEY" -o BatchMode=yes -o StrictHostKeyChecking=no \
     -o UserKnownHostsFile=/dev/null "$(id -un)@127.0.0.1" true
-  log "sshd on 127.0.0.1:$SSH_PORT (pid ${started_pids[-1]})"
+  log "sshd for host $host on 127.0.0.1:$port (pid $SSHD_PID)"
+  if [ "$host" = a ]; then SSH_PORT=$port; else SSH_PORT_B=$port; fi
 }
 
 # The probe app: each version's worker.rb carries its version in its code, so
@@ -163,8 +189,8 @@ RUBY
 # ---------------------------------------------------------------- one app
 # Sets S (scenario dir), APP (deploy root), PIDFILE, REDIS_URL and the
 # restart script that today's monit stanza runs.
-new_app() { # NAME DB
-  S=$W/$1
+new_app() { # NAME DB [DIR]
+  S=${3:-$W/$1}
   APP=$S/app
   PIDFILE=$APP/shared/tmp/pids/sidekiq.pid
   REDIS_URL=redis://127.0.0.1:$REDIS_PORT/$2
@@ -200,13 +226,16 @@ check process sidekiq with pidfile $PIDFILE
 CONF
   chmod 600 "$S/monitrc"
   # monit under init has almost no environment; neither does this one.
-  env -i PATH=/bin:/usr/bin:/sbin:/usr/sbin /usr/bin/monit -I -c "$S/monitrc" >>"$S/monit.out" 2>&1 &
-  MONIT_PID=$!
-  started_pids+=("$MONIT_PID")
+  ${MONIT_NS_PID:+nsenter -t "$MONIT_NS_PID" -m} \
+    env -i PATH=/bin:/usr/bin:/sbin:/usr/sbin /usr/bin/monit -I -c "$S/monitrc" >>"$S/monit.out" 2>&1 &
+  monit_pids+=($!)
+  started_pids+=($!)
 }
 
+monit_pids=()
 stop_monit() {
-  kill_pids "$MONIT_PID"
+  [ ${#monit_pids[@]} -eq 0 ] || kill_pids "${monit_pids[@]}"
+  monit_pids=()
 }
 
 guard_line() { # EXTRA FLAGS...
@@ -288,7 +317,7 @@ random_phase() {
 
 end_scenario() {
   stop_monit
-  kill_pids $(app_workers "$APP")
+  kill_pids $(workers_under "$W/$SCENARIO")
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -466,13 +495,63 @@ scenario_deployer() {
   assert_on_current
 }
 
+
+# Two hosts (two sshd on 127.0.0.1, two deploy roots behind one deploy_to):
+# host a is guarded, host b still runs the naive restart script and drifts.
+# guarded_restart:verify must fail the deploy naming b; :status shows both;
+# hosts whose current revisions differ fail verify too.
+scenario_two_hosts() {
+  local root=$W/two_hosts
+  new_app two_hosts 11 "$root/hosts/b"
+  local s_b=$S app_b=$APP
+  new_app two_hosts 10 "$root/deploy"
+  start_sshd b "$root/hosts/b" "$root/deploy"
+  local ns_b=$SSHD_PID
+  in_b() { nsenter -t "$ns_b" -m "$@"; }
+  S=$root
+  cap_env=(E2E_LOCK_HOOKS=1 E2E_SSH_PORT_B="$SSH_PORT_B" E2E_BRANCH=v1)
+  cap deploy || { fail "initial deploy of v1 to both hosts failed (verify included)"; return 1; }
+  S=$root/deploy
+  start_monit "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles"
+  S=$s_b
+  MONIT_NS_PID=$ns_b start_monit "$app_b/shared/bin/restart_sidekiq.sh"
+  wait_until 60 "host a on v1" one_worker_on_current || { fail "host a is not on v1"; return 1; }
+
+  S=$root
+  cap_env=(E2E_LOCK_HOOKS=1 E2E_SSH_PORT_B="$SSH_PORT_B" E2E_BRANCH=v2 E2E_RACE_PAUSE=4 E2E_VERIFY_WAIT=10s)
+  if cap deploy; then fail "verify should have failed the deploy: host b drifted"; return 1; fi
+  grep -q "guarded-restart verify failed: 127.0.0.1:$SSH_PORT_B: drift: worker" "$S/cap.log" ||
+    { fail "the deploy did not fail naming host b's drift"; return 1; }
+  if grep "guarded-restart verify failed" "$S/cap.log" | grep -q "127.0.0.1:$SSH_PORT:"; then
+    fail "verify blamed host a, which runs current"
+    return 1
+  fi
+  grep -B1 -A3 "workers are not on current" "$S/cap.log" | sed -e "s|$W|<work>|g"
+  log "ok [$SCENARIO]: verify failed the deploy naming the drifted host b only"
+
+  # deploy:failed restarted both workers from current (v2). Put host b's
+  # current back on v1 by hand and restart its worker there.
+  in_b sh -c 'cd "$1" && v1=$(ls -dt releases/*/ | sed -n 2p) && ln -s "$1/${v1%/}" releases/current &&
+    mv releases/current . && kill $(cat shared/tmp/pids/sidekiq.pid)' sh "$root/deploy/app"
+  cap_env=(E2E_LOCK_HOOKS=1 E2E_SSH_PORT_B="$SSH_PORT_B" E2E_BRANCH=v2)
+  cap guarded_restart:status || { fail "guarded_restart:status failed"; return 1; }
+  grep -Eq "127.0.0.1:$SSH_PORT_B +[a-z_]+ +[0-9]+ " "$S/cap.log" && grep -Eq "127.0.0.1:$SSH_PORT +ok +[0-9]+ " "$S/cap.log" ||
+    { fail "status does not show both hosts"; return 1; }
+  if E2E_VERIFY_WAIT=30s cap guarded_restart:verify; then
+    fail "verify passed although the hosts run different revisions"
+    return 1
+  fi
+  grep -q "current revisions differ" "$S/cap.log" || { fail "verify did not name the revision mismatch"; return 1; }
+  log "ok [$SCENARIO]: verify fails when the hosts' current revisions differ"
+}
+
 # ---------------------------------------------------------------- main
-all=(naive drop_in sidekiq6 lock_hooks deploy_dies deploy_killed rollback mina deployer)
+all=(naive drop_in sidekiq6 lock_hooks deploy_dies deploy_killed rollback mina deployer two_hosts)
 chosen=("$@")
 [ ${#chosen[@]} -gt 0 ] || chosen=("${all[@]}")
 
 start_redis
-start_sshd
+start_sshd a
 make_repo
 
 run_one() {
@@ -480,6 +559,7 @@ run_one() {
   log "=== $SCENARIO"
   if "scenario_$1"; then passed=$((passed + 1)); fi
   end_scenario
+  if [ -n "${SSH_PORT_B:-}" ]; then kill_pids "$SSHD_PID"; SSH_PORT_B=; fi
 }
 
 if [ -n "${E2E_SOAK:-}" ]; then
