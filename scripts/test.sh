@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --locked
+cargo xtask check   # the checked-in man pages, completions and --help snapshot are current
 scripts/demo.sh
 scripts/e2e/run.sh
 # A short soak in CI; run a long one by hand: E2E_SOAK=50 scripts/e2e/run.sh

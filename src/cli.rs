@@ -23,7 +23,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         Put `guarded-restart run ... -- COMMAND` into monit's exec line instead of the restart \
         script. It waits while a deploy lock exists, a deploy tool is mid-flight or `current` is \
         still changing, then starts COMMAND on the release `current` settled on, unless the \
-        pidfile names a live worker. Deploy tools call `lock`/`unlock`; ops use `check` and `status`.",
+        pidfile names a live worker. Deploy tools call `lock`/`unlock`; ops use `check`, `status` \
+        and `verify` (is the worker on the current release?); systemd units use `wait`.",
     after_help = EXIT_STATUS_HELP,
     propagate_version = true
 )]
