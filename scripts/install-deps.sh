@@ -10,7 +10,9 @@ packages=(
   capistrano     # the deploy tool whose race is replayed
   openssh-server # Capistrano deploys over SSH, to 127.0.0.1
   git            # Capistrano's git strategy
-  procps         # ps/pgrep for diagnostics in failing end-to-end runs
+  procps         # ps for diagnostics in failing end-to-end runs
+  systemd        # systemd-analyze, to verify the unit template
+  util-linux     # unshare/nsenter: the second host of the two-host deploy
 )
 
 missing=()

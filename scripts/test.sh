@@ -11,6 +11,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --locked
 cargo xtask check   # the checked-in man pages, completions and --help snapshot are current
 scripts/demo.sh
+scripts/templates-test.sh
 scripts/e2e/run.sh
 # A short soak in CI; run a long one by hand: E2E_SOAK=50 scripts/e2e/run.sh
 E2E_SOAK=1 scripts/e2e/run.sh

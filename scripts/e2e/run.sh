@@ -213,17 +213,30 @@ cap() { # ARGS... (environment in cap_env)
     cap production "$@") >>"$S/cap.log" 2>&1
 }
 
+# A supervisor template from templates/, with this app's paths.
+render_template() { # FILE
+  sed -e "s|/usr/bin/guarded-restart|$GUARD|g" -e "s|/var/www/app|$APP|g" \
+    -e "s|/opt/scripts/restart_sidekiq.sh|$APP/shared/bin/restart_sidekiq.sh|g" \
+    -e "s|/var/log/guarded-restart.log|$S/guard.log|g" "$top/templates/$1"
+}
+
 start_monit() { # EXEC_LINE [REPEAT]
-  cat >"$S/monitrc" <<CONF
+  start_monit_stanza "check process sidekiq with pidfile $PIDFILE
+  if does not exist then exec \"$1\"${2:+ $2}"
+}
+
+start_monit_stanza() { # STANZA...
+  {
+    cat <<CONF
 set daemon 1
 set logfile $S/monit.log
 set pidfile $S/monit.pid
 set idfile $S/monit.id
 set statefile $S/monit.state
 
-check process sidekiq with pidfile $PIDFILE
-  if does not exist then exec "$1"${2:+ $2}
 CONF
+    printf '%s\n' "$@"
+  } >"$S/monitrc"
   chmod 600 "$S/monitrc"
   # monit under init has almost no environment; neither does this one.
   ${MONIT_NS_PID:+nsenter -t "$MONIT_NS_PID" -m} \
@@ -323,8 +336,12 @@ end_scenario() {
 # ---------------------------------------------------------------- scenarios
 scenario_naive() {
   new_app naive 1
-  cap_env=()
-  bring_up "$APP/shared/bin/restart_sidekiq.sh" || return 1
+  cap_env=(E2E_BRANCH=v1 E2E_RACE_PAUSE=0)
+  cap deploy || { fail "initial deploy of v1 failed"; return 1; }
+  # Today's stanza, plus templates/monit/verify.monitrc to see the drift.
+  start_monit_stanza "check process sidekiq with pidfile $PIDFILE
+  if does not exist then exec \"$APP/shared/bin/restart_sidekiq.sh\"" "$(render_template monit/verify.monitrc)"
+  wait_until 60 "one worker on v1" one_worker_on_current || { fail "v1 never came up"; return 1; }
   cap_env=(E2E_BRANCH=v2 E2E_RACE_PAUSE=4)
   cap deploy || { fail "deploy v2 failed"; return 1; }
   wait_until 30 "a worker" worker_pid >/dev/null || { fail "no worker after the deploy"; return 1; }
@@ -337,13 +354,20 @@ scenario_naive() {
     log "ok [$SCENARIO]: the incident reproduces without the guard: current is $(basename "$(current_release)") (v2), the worker runs $(basename "$cwd") ($got)"
   else
     fail "the harness could not show the bug (worker in $cwd, probe $got): it cannot prove the fix"
+    return 1
   fi
+  wait_until 30 "monit's verify check to fail" grep -q "'sidekiq_on_current' status failed (1)" "$S/monit.log" ||
+    { fail "the verify check program never reported the drift"; return 1; }
+  log "ok [$SCENARIO]: monit's verify check: $(grep -m1 "'sidekiq_on_current' status failed (1)" "$S/monit.log" | sed -e "s|$W|<work>|g; s|^.*error *: ||")"
 }
 
 scenario_drop_in() {
   new_app drop_in 2
-  cap_env=()
-  bring_up "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles" || return 1
+  cap_env=(E2E_BRANCH=v1 E2E_RACE_PAUSE=0)
+  cap deploy || { fail "initial deploy of v1 failed"; return 1; }
+  # The monit stanza is templates/monit/sidekiq.monitrc itself.
+  start_monit_stanza "$(render_template monit/sidekiq.monitrc)"
+  wait_until 60 "one worker on v1" one_worker_on_current || { fail "v1 never came up"; return 1; }
   cap_env=(E2E_BRANCH=v2 E2E_RACE_PAUSE="${E2E_PAUSE:-4}")
   random_phase
   cap deploy || { fail "deploy v2 failed"; return 1; }
