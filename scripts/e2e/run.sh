@@ -472,6 +472,16 @@ populate() { # DIR VERSION
   git -C "$REPO" archive "$2" | tar -x -C "$1"
 }
 
+# Run what a recipe from scripts/ runs on the server, rendered from the file.
+recipe() { # TOOL FILE TASK
+  local cmd
+  cmd=$(ruby "$here/recipe_commands.rb" "$1" "$top/scripts/$2" "$3" \
+    guarded_restart_bin="$GUARD" deploy_to="$APP" deploy_path="$APP" shared_path="$APP/shared" \
+    project_path="$APP" guarded_restart_pidfile="$PIDFILE" guarded_restart_holder=ansible@e2e) || return 1
+  log "recipe $1 $3: ${cmd//$W/<work>}"
+  sh -c "$cmd" >>"$S/recipe.log" 2>&1
+}
+
 scenario_mina() {
   new_app mina 8
   mkdir -p "$APP/releases"
@@ -493,6 +503,8 @@ scenario_mina() {
     rm -f deploy.lock
     start_worker_unless_running
   ) >>"$S/deploy.log" 2>&1
+  recipe mina mina/guarded_restart.rb guarded_restart:verify || { fail "the Mina recipe's verify failed"; return 1; }
+  recipe mina mina/guarded_restart.rb guarded_restart:status || { fail "the Mina recipe's status failed"; return 1; }
   assert_on_current
 }
 
@@ -516,6 +528,37 @@ scenario_deployer() {
     rm -f .dep/deploy.lock
     start_worker_unless_running
   ) >>"$S/deploy.log" 2>&1
+  recipe deployer deployer/guarded_restart.php guarded_restart:verify || { fail "the Deployer recipe's verify failed"; return 1; }
+  recipe deployer deployer/guarded_restart.php guarded_restart:status || { fail "the Deployer recipe's status failed"; return 1; }
+  assert_on_current
+}
+
+# Ansible's deploy_helper, replayed (state=present, build, state=finalize),
+# wrapped in the lock/unlock/verify tasks of scripts/ansible/guarded_restart.yml.
+scenario_ansible() {
+  new_app ansible 12
+  mkdir -p "$APP/releases"
+  populate "$APP/releases/1" v1
+  ln -s "$APP/releases/1" "$APP/current"
+  start_monit "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles"
+  "$APP/shared/bin/restart_sidekiq.sh"
+  wait_until 60 "one worker on v1" one_worker_on_current || { fail "v1 never came up"; return 1; }
+  local tasks=ansible/guarded_restart.yml
+  recipe ansible $tasks "guarded-restart | take the deploy lock" || { fail "lock task failed"; return 1; }
+  (
+    cd "$APP"
+    mkdir releases/2 && touch releases/2/DEPLOY_UNFINISHED # state=present
+    populate releases/2 v2
+    stop_worker
+    sleep 4 # the build
+    rm releases/2/DEPLOY_UNFINISHED # state=finalize
+    ln -s "$APP/releases/2" current.DEPLOY_UNFINISHED
+    mv -T current.DEPLOY_UNFINISHED current
+  ) >>"$S/deploy.log" 2>&1
+  recipe ansible $tasks "guarded-restart | release the deploy lock" || { fail "unlock task failed"; return 1; }
+  (start_worker_unless_running) >>"$S/deploy.log" 2>&1
+  recipe ansible $tasks "guarded-restart | the worker must run the release current points to" ||
+    { fail "the verify task failed"; return 1; }
   assert_on_current
 }
 
@@ -570,7 +613,7 @@ scenario_two_hosts() {
 }
 
 # ---------------------------------------------------------------- main
-all=(naive drop_in sidekiq6 lock_hooks deploy_dies deploy_killed rollback mina deployer two_hosts)
+all=(naive drop_in sidekiq6 lock_hooks deploy_dies deploy_killed rollback mina deployer ansible two_hosts)
 chosen=("$@")
 [ ${#chosen[@]} -gt 0 ] || chosen=("${all[@]}")
 
