@@ -11,6 +11,7 @@ packages=(
   openssh-server # Capistrano deploys over SSH, to 127.0.0.1
   git            # Capistrano's git strategy
   procps         # ps for diagnostics in failing end-to-end runs
+  file           # the package test checks that the binary is static
   systemd        # systemd-analyze, to verify the unit template
   util-linux     # unshare/nsenter: the second host of the two-host deploy
 )
