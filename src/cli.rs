@@ -65,8 +65,9 @@ pub struct AppArg {
     pub app: PathBuf,
 }
 
+/// Where the deploy tool keeps things.
 #[derive(Debug, Clone, Args)]
-pub struct DetectArgs {
+pub struct LayoutArgs {
     #[command(flatten)]
     pub app: AppArg,
 
@@ -77,6 +78,12 @@ pub struct DetectArgs {
     /// The releases directory [default: <app>/releases]
     #[arg(long, value_name = "DIR", env = "GUARDED_RESTART_RELEASES")]
     pub releases: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    pub layout: LayoutArgs,
 
     /// An extra lock file to honour (repeatable)
     #[arg(long = "lock", value_name = "PATH", env = "GUARDED_RESTART_LOCK")]
@@ -183,15 +190,7 @@ pub struct WaitArgs {
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub app: AppArg,
-
-    /// The current symlink [default: <app>/current]
-    #[arg(long, value_name = "PATH", env = "GUARDED_RESTART_CURRENT")]
-    pub current: Option<PathBuf>,
-
-    /// The releases directory [default: <app>/releases]
-    #[arg(long, value_name = "DIR", env = "GUARDED_RESTART_RELEASES")]
-    pub releases: Option<PathBuf>,
+    pub layout: LayoutArgs,
 
     /// The worker's pidfile
     #[arg(long, value_name = "FILE", env = "GUARDED_RESTART_PIDFILE")]

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Result;
 
 use crate::cli::{
-    CheckArgs, Command, DetectArgs, LockArgs, RunArgs, StatusArgs, UnlockArgs, VerifyArgs, WaitArgs,
+    CheckArgs, Command, DetectArgs, LayoutArgs, LockArgs, RunArgs, StatusArgs, UnlockArgs,
+    VerifyArgs, WaitArgs,
 };
 use crate::exit::{coded, one_line, Exit};
 use crate::launch;
@@ -49,11 +50,15 @@ fn with_log(
 }
 
 fn layout(detect: &DetectArgs) -> Layout {
+    layout_of(&detect.layout, detect.locks.clone())
+}
+
+fn layout_of(args: &LayoutArgs, extra_locks: Vec<PathBuf>) -> Layout {
     Layout::new(
-        detect.app.app.clone(),
-        detect.current.clone(),
-        detect.releases.clone(),
-        detect.locks.clone(),
+        args.app.app.clone(),
+        args.current.clone(),
+        args.releases.clone(),
+        extra_locks,
     )
 }
 
@@ -253,14 +258,9 @@ fn wait(args: &WaitArgs, log: &Log) -> Result<Exit> {
 }
 
 fn verify(args: &VerifyArgs) -> Result<Exit> {
-    let deploy_root = &args.app.app;
+    let layout = layout_of(&args.layout, Vec::new());
+    let deploy_root = &layout.deploy_root;
     snapshot::check_deploy_root(deploy_root)?;
-    let layout = Layout::new(
-        deploy_root.clone(),
-        args.current.clone(),
-        args.releases.clone(),
-        Vec::new(),
-    );
     let releases = std::fs::canonicalize(&layout.releases).unwrap_or(layout.releases.clone());
     let deadline = Instant::now() + args.wait;
     let report = loop {

@@ -152,6 +152,26 @@ fn describe(lock: &LockFile, policy: &Policy, now: SystemTime) -> String {
     text
 }
 
+/// The deploy lock as `lock`/`unlock` see it.
+struct Held {
+    live: bool,
+    /// Written by this tool for this holder: theirs to refresh or remove.
+    ours: bool,
+    description: String,
+}
+
+fn held(layout: &Layout, holder: &str, policy: &Policy, now: SystemTime) -> Result<Option<Held>> {
+    let Some(lock) = snapshot::read_lock(&layout.deploy_lock(), LockSource::DeployRoot)? else {
+        return Ok(None);
+    };
+    Ok(Some(Held {
+        live: lock_expiry(&lock, policy).is_none_or(|t| t > now),
+        ours: lock.content.kind == LockKind::GuardedRestart
+            && lock.content.holder.as_deref() == Some(holder),
+        description: describe(&lock, policy, now),
+    }))
+}
+
 pub struct Locked {
     pub holder: String,
     pub expires: SystemTime,
@@ -175,21 +195,18 @@ pub fn lock(
     let _mutex = launch_mutex(&layout.deploy_root, LAUNCH_MUTEX_WAIT)?;
     let now = SystemTime::now();
     let mut replaced = None;
-    if let Some(existing) = snapshot::read_lock(&path, LockSource::DeployRoot)? {
-        let live = lock_expiry(&existing, policy).is_none_or(|t| t > now);
-        let ours = existing.content.kind == LockKind::GuardedRestart
-            && existing.content.holder.as_deref() == Some(holder.as_str());
-        if live && !ours && !force {
+    if let Some(held) = held(layout, &holder, policy, now)? {
+        if held.live && !held.ours && !force {
             return Err(coded(
                 Exit::NotReady,
                 format!(
                     "deploy lock {}; not taking it over (use --force)",
-                    describe(&existing, policy, now)
+                    held.description
                 ),
             ));
         }
-        if !ours {
-            replaced = Some(describe(&existing, policy, now));
+        if !held.ours {
+            replaced = Some(held.description);
         }
     }
     let (user, host) = user_and_host();
@@ -226,25 +243,20 @@ pub fn unlock(
     snapshot::check_deploy_root(&layout.deploy_root)?;
     let path = layout.deploy_lock();
     let holder = holder_or_default(holder);
-    let now = SystemTime::now();
-    let Some(existing) = snapshot::read_lock(&path, LockSource::DeployRoot)? else {
+    let Some(held) = held(layout, &holder, policy, SystemTime::now())? else {
         return Ok(Unlocked::NoLock);
     };
-    let live = lock_expiry(&existing, policy).is_none_or(|t| t > now);
-    let ours = existing.content.kind == LockKind::GuardedRestart
-        && existing.content.holder.as_deref() == Some(holder.as_str());
-    if live && !ours && !force {
+    if held.live && !held.ours && !force {
         return Err(coded(
             Exit::NotReady,
             format!(
                 "deploy lock {}, not by {holder}; leaving it (use --force)",
-                describe(&existing, policy, now)
+                held.description
             ),
         ));
     }
-    let description = describe(&existing, policy, now);
     match std::fs::remove_file(&path) {
-        Ok(()) => Ok(Unlocked::Removed(description)),
+        Ok(()) => Ok(Unlocked::Removed(held.description)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Unlocked::NoLock),
         Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
     }

@@ -316,22 +316,14 @@ fn zombie_worker_is_not_running() {
     let app = App::deployed();
     let worker = app.worker(0);
     let pidfile = app.base.join("worker.pid");
-    // sh forks a child that exits at once; sh never reaps it (exec sleep), so
-    // the child stays a zombie for as long as the sleep lives.
-    let mut parent = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "true & echo $! > {}; exec sleep 60",
-            pidfile.display()
-        ))
-        .spawn()
-        .unwrap();
-    eventually("the zombie exists", || {
-        fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|p| fs::read_to_string(format!("/proc/{}/stat", p.trim())).ok())
-            .is_some_and(|stat| stat.contains(") Z "))
+    // This test is the parent and does not reap the child until the end:
+    // the dead worker stays a zombie that `kill -0` would still find.
+    let mut dead = Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    eventually("the child is a zombie", || {
+        fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| stat.contains(") Z "))
     });
+    fs::write(&pidfile, format!("{pid}\n")).unwrap();
     let out = app.out(
         "run",
         &[
@@ -343,8 +335,7 @@ fn zombie_worker_is_not_running() {
             worker.to_str().unwrap(),
         ],
     );
-    parent.kill().unwrap();
-    parent.wait().unwrap();
+    dead.wait().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stderr(&out).contains("zombie"), "{}", stderr(&out));
     assert_eq!(app.starts().len(), 1);
