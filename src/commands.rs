@@ -249,7 +249,7 @@ fn wait(args: &WaitArgs, log: &Log) -> Result<Exit> {
         match waiting.look()? {
             Outcome::Ready { release } => {
                 waiting.settled(&release);
-                println!("ready: {}", release.display());
+                report::out(&format!("ready: {}\n", release.display()));
                 return Ok(Exit::Success);
             }
             Outcome::NotReady(reason) => waiting.not_ready(reason)?,
@@ -263,7 +263,7 @@ fn verify(args: &VerifyArgs) -> Result<Exit> {
     snapshot::check_deploy_root(deploy_root)?;
     let releases = std::fs::canonicalize(&layout.releases).unwrap_or(layout.releases.clone());
     let deadline = Instant::now() + args.wait;
-    let report = loop {
+    let seen = loop {
         let snapshot = snapshot::gather(&layout)?;
         let current_release = match &snapshot.current {
             snapshot::Current::Link(link) => Ok(link.release.clone()),
@@ -285,27 +285,28 @@ fn verify(args: &VerifyArgs) -> Result<Exit> {
             ),
             Err(_) => (None, None),
         };
-        let report = verify::Report {
+        let found = verify::Report {
             current_release,
             worker,
             worker_release,
             started_release,
         };
-        if report.verdict() == Verdict::OnCurrent || Instant::now() >= deadline {
-            break report;
+        if found.verdict() == Verdict::OnCurrent || Instant::now() >= deadline {
+            break found;
         }
         sleep(Duration::from_millis(250));
     };
     if args.json {
         let (_, host) = lock::user_and_host();
-        println!(
-            "{}",
-            serde_json::to_string(&report.json(deploy_root, &host))?
-        );
+        report::out(&format!(
+            "{}
+",
+            serde_json::to_string(&seen.json(deploy_root, &host))?
+        ));
     } else {
-        println!("{}", report.line());
+        report::out(&format!("{}\n", seen.line()));
     }
-    Ok(match report.verdict() {
+    Ok(match seen.verdict() {
         Verdict::OnCurrent => Exit::Success,
         Verdict::NotRunning(_) => Exit::NotRunning,
         Verdict::Drift | Verdict::CurrentBroken(_) => Exit::Failure,
@@ -321,12 +322,12 @@ fn check(args: &CheckArgs, log: &Log) -> Result<Exit> {
     }
     Ok(match decision.outcome {
         Outcome::Ready { release } => {
-            println!("ready: {}", release.display());
+            report::out(&format!("ready: {}\n", release.display()));
             log.info(&format!("check: ready: {}", release.display()));
             Exit::Success
         }
         Outcome::NotReady(reason) => {
-            println!("not ready: {reason}");
+            report::out(&format!("not ready: {reason}\n"));
             log.info(&format!("check: not ready: {reason}"));
             Exit::NotReady
         }
@@ -353,7 +354,7 @@ fn lock(args: &LockArgs, log: &Log) -> Result<Exit> {
         timefmt::rfc3339(locked.expires)
     );
     log.info(&line);
-    println!("{line}");
+    report::out(&format!("{line}\n"));
     Ok(Exit::Success)
 }
 
@@ -372,7 +373,7 @@ fn unlock(args: &UnlockArgs, log: &Log) -> Result<Exit> {
         ),
     };
     log.info(&line);
-    println!("{line}");
+    report::out(&format!("{line}\n"));
     Ok(Exit::Success)
 }
 
@@ -395,9 +396,12 @@ fn status(args: &StatusArgs) -> Result<Exit> {
         now,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&view.json())?);
+        report::out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&view.json())?
+        ));
     } else {
-        print!("{}", view.text());
+        report::out(&view.text());
     }
     Ok(Exit::Success)
 }

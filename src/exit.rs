@@ -92,7 +92,7 @@ pub fn usage(err: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match err.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            let _ = err.print();
+            crate::report::out(&err.render().to_string());
             ExitCode::SUCCESS
         }
         _ => {
@@ -106,7 +106,7 @@ pub fn usage(err: clap::Error) -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(" ");
             let first = folded.strip_prefix("error: ").unwrap_or(&folded);
-            eprintln!("guarded-restart: {first} (see --help)");
+            crate::report::say(&format!("{first} (see --help)"));
             Exit::Usage.into()
         }
     }

@@ -27,7 +27,7 @@ use clap::Parser;
 pub fn main() -> ExitCode {
     // A panic is a bug, but ops still get one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("guarded-restart: internal error (please report): {info}");
+        report::say(&format!("internal error (please report): {info}"));
     }));
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
@@ -36,7 +36,7 @@ pub fn main() -> ExitCode {
     match commands::dispatch(cli.command) {
         Ok(code) => code.into(),
         Err(e) => {
-            eprintln!("guarded-restart: {}", exit::one_line(&e));
+            report::say(&exit::one_line(&e));
             exit::exit_of(&e).into()
         }
     }

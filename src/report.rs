@@ -15,6 +15,18 @@ use crate::readiness::{lock_expiry, Decision, Outcome, Policy};
 use crate::snapshot::{Current, Layout, Snapshot};
 use crate::timefmt;
 
+/// Print to stdout. A closed pipe (`status | head -1`) or a full disk must not
+/// turn into a panic: the answer is lost, the exit status still tells.
+pub fn out(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// One line on stderr, prefixed `guarded-restart: `; write errors are ignored
+/// for the same reason (monit itself points stderr at /dev/null).
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "guarded-restart: {line}");
+}
+
 /// One timestamped line per decision, appended with a single write so that
 /// overlapping guards (monit execs overlap) never interleave within a line.
 pub struct Log {
@@ -30,11 +42,11 @@ impl Log {
             Err(e) => {
                 // Logging is how ops see decisions, but a broken log must not
                 // stop the guard from deciding: say so where it can be seen.
-                eprintln!(
-                    "guarded-restart: warning: cannot log to {}: {}; continuing without a log",
+                say(&format!(
+                    "warning: cannot log to {}: {}; continuing without a log",
                     path.display(),
                     crate::exit::one_line(&e)
-                );
+                ));
                 None
             }
         });
@@ -55,14 +67,14 @@ impl Log {
     pub fn info(&self, line: &str) {
         self.write(line);
         if self.echo {
-            eprintln!("guarded-restart: {line}");
+            say(line);
         }
     }
 
     pub fn warn(&self, line: &str) {
         let line = format!("warning: {line}");
         self.write(&line);
-        eprintln!("guarded-restart: {line}");
+        say(&line);
     }
 
     /// Errors go to stderr from `main`; here only to the file.
