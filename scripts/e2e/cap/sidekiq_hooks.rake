@@ -24,9 +24,11 @@ namespace :sidekiq do
   task :stop do
     on roles(:worker) do
       if sidekiq_alive?
-        execute "kill -TERM $(cat #{sidekiq_pidfile})"
-        execute "for i in $(seq 150); do kill -0 $(cat #{sidekiq_pidfile}) 2>/dev/null || break; sleep 0.2; done"
-        execute "rm -f #{sidekiq_pidfile}"
+        # As sidekiqctl did: TERM, wait until it is gone (or a zombie waiting
+        # for a slow PID 1: stopped all the same), remove the pidfile.
+        execute "pid=$(cat #{sidekiq_pidfile}); kill -TERM $pid; for i in $(seq 300); do " \
+                "grep -qs '^State:[[:space:]]*[^Z]' /proc/$pid/status || break; sleep 0.1; done; " \
+                "rm -f #{sidekiq_pidfile}"
       end
     end
   end
