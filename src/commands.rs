@@ -80,10 +80,11 @@ fn lock_policy() -> Policy {
 }
 
 /// A live worker in the pidfile means there is nothing to do: says so and
-/// returns true. Otherwise returns why a start is due, for the log line.
-fn worker_is_running(args: &RunArgs, log: &Log, why_start: &mut String) -> bool {
+/// returns true. Otherwise sets why a start is due, for the log line. A
+/// pidfile that cannot be read is an error: starting could make a second copy.
+fn worker_is_running(args: &RunArgs, log: &Log, why_start: &mut String) -> Result<bool> {
     let Some(pidfile) = args.pidfile.as_deref() else {
-        return false;
+        return Ok(false);
     };
     match process::inspect(pidfile, args.pidfile_match.as_deref()) {
         Ok(worker) => {
@@ -91,11 +92,18 @@ fn worker_is_running(args: &RunArgs, log: &Log, why_start: &mut String) -> bool 
                 "worker already running ({}); nothing to do",
                 describe_worker(&worker)
             ));
-            true
+            Ok(true)
         }
+        Err(process::NotRunning::Unreadable(why)) => Err(coded(
+            Exit::Config,
+            format!(
+                "cannot read pidfile {}: {why}; refusing to start what may be a second copy",
+                pidfile.display()
+            ),
+        )),
         Err(not_running) => {
             *why_start = format!(" (worker not running: {not_running})");
-            false
+            Ok(false)
         }
     }
 }
@@ -120,7 +128,7 @@ fn run(args: &RunArgs, log: &Log) -> Result<Exit> {
     }
 
     let mut why_start = String::new();
-    if worker_is_running(args, log, &mut why_start) {
+    if worker_is_running(args, log, &mut why_start)? {
         return Ok(Exit::Success);
     }
 
@@ -159,7 +167,7 @@ fn run(args: &RunArgs, log: &Log) -> Result<Exit> {
                 match waiting.look()? {
                     Outcome::Ready { release } => {
                         waiting.settled(&release);
-                        if worker_is_running(args, log, &mut why_start) {
+                        if worker_is_running(args, log, &mut why_start)? {
                             return Ok(Exit::Success);
                         }
                         let target = Target {
