@@ -232,3 +232,90 @@ fn holders_compare_as_stored_whatever_the_quoting() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!app.path("deploy.lock").exists());
 }
+
+#[test]
+fn output_is_not_written_through_a_planted_symlink() {
+    let app = App::deployed();
+    let victim = app.base.join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    let output = app.base.join("worker.out");
+    symlink(&victim, &output).unwrap();
+    let out = app.out(
+        "run",
+        &[
+            "--settle",
+            "0",
+            "--output",
+            output.to_str().unwrap(),
+            "--",
+            "/bin/echo",
+            "overwritten",
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_one_line_error(&out, "is a symlink");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+#[test]
+fn lock_refuses_a_world_writable_deploy_root_without_sticky_bit() {
+    let app = App::deployed();
+    fs::set_permissions(&app.root, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = app.out("lock", &["--holder", "alice"]);
+    assert_eq!(code(&out), 78);
+    assert_one_line_error(&out, "world-writable without the sticky bit");
+    assert!(!app.path("deploy.lock").exists());
+}
+
+#[test]
+fn created_files_are_never_world_writable_even_with_umask_0() {
+    let app = App::deployed();
+    let pidfile = app.base.join("worker.pid");
+    let output = app.base.join("worker.out");
+    let log = app.base.join("guard.log");
+    let umask0 = |args: &[&str]| {
+        let status = std::process::Command::new("sh")
+            .args(["-c", "umask 0; exec \"$0\" \"$@\"", BIN])
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{args:?}");
+    };
+    let (root, log_arg) = (app.root.to_str().unwrap(), log.to_str().unwrap());
+    umask0(&["lock", "--app", root, "--holder", "alice", "--log", log_arg]);
+    let lock_mode = fs::metadata(app.path("deploy.lock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    umask0(&["unlock", "--app", root, "--holder", "alice"]);
+    umask0(&[
+        "run",
+        "--app",
+        root,
+        "--settle",
+        "0",
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+        "--write-pidfile",
+        "--output",
+        output.to_str().unwrap(),
+        "--log",
+        log_arg,
+        "--",
+        "/bin/true",
+    ]);
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for (what, mode) in [
+        ("deploy.lock", lock_mode & 0o777),
+        ("pidfile", mode(&pidfile)),
+        ("output", mode(&output)),
+        ("log", mode(&log)),
+        ("waiter", mode(&app.path(".guarded-restart.wait"))),
+    ] {
+        assert_eq!(
+            mode & 0o022,
+            0,
+            "{what} is group- or world-writable: {mode:o}"
+        );
+    }
+}
