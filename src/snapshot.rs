@@ -432,11 +432,16 @@ fn read_releases(dir: &Path) -> Result<(Vec<Release>, bool)> {
     };
     let mut releases = Vec::new();
     for entry in entries.flatten() {
-        if entry.file_name() == OsStr::new("current") {
+        // The directory entry's type needs no stat, and is not followed: a
+        // release is a real directory, a symlink here is not one.
+        if !entry.file_type().is_ok_and(|t| t.is_dir())
+            || entry.file_name() == OsStr::new("current")
+        {
             continue;
         }
-        // Not followed: a release is a real directory; a symlink here is not one.
-        let Ok(meta) = entry.path().symlink_metadata() else {
+        // Relative to the open directory: one path component to resolve, not
+        // the whole absolute path, for each of possibly thousands of releases.
+        let Ok(meta) = entry.metadata() else {
             continue;
         };
         if meta.is_dir() {
