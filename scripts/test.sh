@@ -12,6 +12,7 @@ cargo test --locked
 cargo xtask check   # the checked-in man pages, completions and --help snapshot are current
 scripts/demo.sh
 scripts/templates-test.sh
+scripts/fuzz.sh   # 20 s a parser; the long run: FUZZ_SECONDS=600 scripts/fuzz.sh
 scripts/deb-test.sh
 scripts/e2e/run.sh
 # A short soak in CI; run a long one by hand: E2E_SOAK=50 scripts/e2e/run.sh

@@ -19,6 +19,47 @@ mod timefmt;
 mod verify;
 mod waiting;
 
+/// The parsers that read what others wrote (lock files, pidfiles) or what
+/// ops typed (durations), for the fuzz targets in `fuzz/`. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::lockfile::{self, LockSource};
+
+    /// Every lock format, as each source reads it.
+    pub fn lock_file(bytes: &[u8]) {
+        for source in [
+            LockSource::DeployRoot,
+            LockSource::Deployer,
+            LockSource::CapistranoDeployLock,
+            LockSource::Extra,
+        ] {
+            let content = lockfile::parse(source, bytes);
+            // What is read must stay one clean line, whatever the bytes were.
+            for text in [&content.holder, &content.reason, &content.problem].into_iter().flatten() {
+                assert!(!text.contains(['\n', '\r']), "{text:?}");
+            }
+        }
+    }
+
+    pub fn pidfile(bytes: &[u8]) {
+        if let Ok(pid) = crate::process::parse_pid(bytes) {
+            assert!(pid > 1);
+        }
+    }
+
+    pub fn duration(text: &str) {
+        if let Ok(d) = crate::duration::parse(text) {
+            let _ = crate::duration::human(d);
+        }
+    }
+
+    pub fn timestamp(text: &str) {
+        if let Some(t) = crate::timefmt::parse(text) {
+            let _ = crate::timefmt::rfc3339(t);
+        }
+    }
+}
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -1,0 +1,3 @@
+fn main() {
+    afl::fuzz!(|data: &[u8]| guarded_restart::fuzzing::lock_file(data));
+}
