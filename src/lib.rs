@@ -35,7 +35,10 @@ pub mod fuzzing {
         ] {
             let content = lockfile::parse(source, bytes);
             // What is read must stay one clean line, whatever the bytes were.
-            for text in [&content.holder, &content.reason, &content.problem].into_iter().flatten() {
+            for text in [&content.holder, &content.reason, &content.problem]
+                .into_iter()
+                .flatten()
+            {
                 assert!(!text.contains(['\n', '\r']), "{text:?}");
             }
         }
