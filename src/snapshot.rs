@@ -3,10 +3,13 @@
 //! Everything the readiness rules look at is read in one pass, so the rules in
 //! `readiness` are a pure function and the binary tests prove this gathering.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, OsStr};
 use std::fmt;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -430,28 +433,72 @@ fn read_releases(dir: &Path) -> Result<(Vec<Release>, bool)> {
             return Err(e).with_context(|| format!("cannot list releases in {}", dir.display()))
         }
     };
+    // Names come from the directory listing; each is stat'ed relative to the
+    // open directory (one path component to resolve, not the whole absolute
+    // path), since a deploy root can hold thousands of releases.
+    let dir_fd = File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
     let mut releases = Vec::new();
+    let mut c_name = Vec::new();
     for entry in entries.flatten() {
-        // The directory entry's type needs no stat, and is not followed: a
-        // release is a real directory, a symlink here is not one.
-        if !entry.file_type().is_ok_and(|t| t.is_dir())
-            || entry.file_name() == OsStr::new("current")
-        {
+        // The entry's type needs no stat and is not followed: a release is a
+        // real directory, a symlink here is not one.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        // Relative to the open directory: one path component to resolve, not
-        // the whole absolute path, for each of possibly thousands of releases.
-        let Ok(meta) = entry.metadata() else {
+        let name = entry.file_name();
+        if name == OsStr::new("current") {
             continue;
-        };
-        if meta.is_dir() {
+        }
+        if let Some((id, modified)) = dir_stat_at(&dir_fd, &name, &mut c_name) {
             releases.push(Release {
-                path: entry.path(),
-                id: FileId::of(&meta),
-                modified: mtime(&meta),
+                path: dir.join(&name),
+                id,
+                modified,
                 marked_bad: false,
             });
         }
     }
     Ok((releases, false))
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: the identity and mtime of a
+/// directory entry that is itself a directory.
+/// `buf` is reused for the NUL-terminated name: one allocation fewer per release.
+fn dir_stat_at(dir: &File, name: &OsStr, buf: &mut Vec<u8>) -> Option<(FileId, SystemTime)> {
+    buf.clear();
+    buf.extend_from_slice(name.as_bytes());
+    buf.push(0);
+    let name = CStr::from_bytes_with_nul(buf).ok()?;
+    let mut stat = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `dir` is an open directory, `name` is NUL-terminated, and the
+    // kernel fills `stat` completely when the call returns 0.
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            stat.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: initialised by the successful fstatat above.
+    let stat = unsafe { stat.assume_init() };
+    if stat.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return None;
+    }
+    let modified = u64::try_from(stat.st_mtime)
+        .ok()
+        .map(|secs| {
+            UNIX_EPOCH + Duration::new(secs, stat.st_mtime_nsec.clamp(0, 999_999_999) as u32)
+        })
+        .unwrap_or(UNIX_EPOCH);
+    Some((
+        FileId {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+        },
+        modified,
+    ))
 }
