@@ -467,6 +467,8 @@ mod tests {
             locks: Vec::new(),
             artifacts: Vec::new(),
             releases: vec![release("r0", 10, 9000), release("r1", 11, 7200)],
+            release_count: 2,
+            newest_release: Some(release("r1", 11, 7200)),
             releases_missing: false,
         }
     }

@@ -151,7 +151,7 @@ impl Status<'_> {
                 "problem": format!("{other:?}"),
             }),
         };
-        let newest = snapshot.newest_release();
+        let newest = snapshot.newest_release.as_ref();
         let locks: Vec<Value> = snapshot
             .locks
             .iter()
@@ -205,7 +205,7 @@ impl Status<'_> {
             "releases": {
                 "dir": path_json(&layout.releases),
                 "missing": snapshot.releases_missing,
-                "count": snapshot.releases.len(),
+                "count": snapshot.release_count,
                 "newest": newest.map(|r| path_json(&r.path)),
                 "newest_modified": newest.map(|r| time_json(r.modified)),
             },
@@ -259,12 +259,12 @@ impl Status<'_> {
         );
         line(
             "releases",
-            match (snapshot.releases_missing, snapshot.newest_release()) {
+            match (snapshot.releases_missing, snapshot.newest_release.as_ref()) {
                 (true, _) => format!("{} does not exist", layout.releases.display()),
                 (false, None) => format!("none in {}", layout.releases.display()),
                 (false, Some(newest)) => format!(
                     "{} in {}; newest {} (modified {})",
-                    snapshot.releases.len(),
+                    snapshot.release_count,
                     layout.releases.display(),
                     display_opt(&newest.path.file_name().map(PathBuf::from)),
                     ago(now, newest.modified)

@@ -175,14 +175,12 @@ pub struct Snapshot {
     pub current: Current,
     pub locks: Vec<LockFile>,
     pub artifacts: Vec<Artifact>,
+    /// The releases at least as new as current's: the only ones the rules use.
+    /// Older ones are counted, not kept, so 10,000 of them cost no memory.
     pub releases: Vec<Release>,
+    pub release_count: usize,
+    pub newest_release: Option<Release>,
     pub releases_missing: bool,
-}
-
-impl Snapshot {
-    pub fn newest_release(&self) -> Option<&Release> {
-        self.releases.iter().max_by_key(|r| r.modified)
-    }
 }
 
 pub fn mtime(meta: &Metadata) -> SystemTime {
@@ -237,15 +235,16 @@ pub fn gather(layout: &Layout) -> Result<Snapshot> {
         .filter_map(|(path, source)| read_lock(&path, source).transpose())
         .collect::<Result<Vec<_>>>()?;
     let current = read_current(&layout.current);
-    let (mut releases, releases_missing) = read_releases(&layout.releases)?;
+    let keep_from = match &current {
+        Current::Link(link) => Some(link.release_modified),
+        _ => None,
+    };
+    let mut scan = read_releases(&layout.releases, keep_from)?;
 
     // Markers are only looked for where the rules can use them: in releases
     // at least as new as current's, so that 10,000 old releases cost one stat each.
     if let Current::Link(link) = &current {
-        for release in releases
-            .iter_mut()
-            .filter(|r| r.modified >= link.release_modified && r.id != link.release_id)
-        {
+        for release in scan.kept.iter_mut().filter(|r| r.id != link.release_id) {
             release.marked_bad = release.path.join("BAD_RELEASE").symlink_metadata().is_ok();
         }
     }
@@ -277,11 +276,8 @@ pub fn gather(layout: &Layout) -> Result<Snapshot> {
         ArtifactKind::AnsibleLink,
         false,
     );
-    let newest = releases
-        .iter()
-        .max_by_key(|r| r.modified)
-        .map(|r| r.path.join("DEPLOY_UNFINISHED"));
-    if let Some(marker) = newest {
+    if let Some(newest) = &scan.newest {
+        let marker = newest.path.join("DEPLOY_UNFINISHED");
         artifact(marker, ArtifactKind::AnsibleMarker, false);
     }
     if let Ok(entries) = fs::read_dir(layout.deploy_root.join("tmp")) {
@@ -297,8 +293,10 @@ pub fn gather(layout: &Layout) -> Result<Snapshot> {
         current,
         locks,
         artifacts,
-        releases,
-        releases_missing,
+        releases: scan.kept,
+        release_count: scan.count,
+        newest_release: scan.newest,
+        releases_missing: scan.missing,
     })
 }
 
@@ -419,10 +417,28 @@ fn read_current(path: &Path) -> Current {
     })
 }
 
-fn read_releases(dir: &Path) -> Result<(Vec<Release>, bool)> {
+struct ReleaseScan {
+    kept: Vec<Release>,
+    count: usize,
+    newest: Option<Release>,
+    missing: bool,
+}
+
+/// Every release directory is stat'ed (its mtime decides), but only those
+/// modified at or after `keep_from` are kept, with the newest of all.
+fn read_releases(dir: &Path, keep_from: Option<SystemTime>) -> Result<ReleaseScan> {
+    let mut scan = ReleaseScan {
+        kept: Vec::new(),
+        count: 0,
+        newest: None,
+        missing: false,
+    };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), true)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            scan.missing = true;
+            return Ok(scan);
+        }
         Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
             return Err(config(format!(
                 "releases {} is not a directory (check --releases)",
@@ -437,7 +453,6 @@ fn read_releases(dir: &Path) -> Result<(Vec<Release>, bool)> {
     // open directory (one path component to resolve, not the whole absolute
     // path), since a deploy root can hold thousands of releases.
     let dir_fd = File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
-    let mut releases = Vec::new();
     let mut c_name = Vec::new();
     for entry in entries.flatten() {
         // The entry's type needs no stat and is not followed: a release is a
@@ -449,16 +464,28 @@ fn read_releases(dir: &Path) -> Result<(Vec<Release>, bool)> {
         if name == OsStr::new("current") {
             continue;
         }
-        if let Some((id, modified)) = dir_stat_at(&dir_fd, &name, &mut c_name) {
-            releases.push(Release {
+        let Some((id, modified)) = dir_stat_at(&dir_fd, &name, &mut c_name) else {
+            continue;
+        };
+        scan.count += 1;
+        let is_newest = scan.newest.as_ref().is_none_or(|n| modified > n.modified);
+        let keep = keep_from.is_some_and(|from| modified >= from);
+        if is_newest || keep {
+            let release = Release {
                 path: dir.join(&name),
                 id,
                 modified,
                 marked_bad: false,
-            });
+            };
+            if is_newest {
+                scan.newest = Some(release.clone());
+            }
+            if keep {
+                scan.kept.push(release);
+            }
         }
     }
-    Ok((releases, false))
+    Ok(scan)
 }
 
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: the identity and mtime of a
