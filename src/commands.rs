@@ -191,6 +191,11 @@ fn run(args: &RunArgs, log: &Log) -> Result<Exit> {
             ));
         }
         waiting.not_ready(reason)?;
+        // The deploy's own start (or a person) may bring the worker up while
+        // this guard waits; then there is nothing left to wait for.
+        if worker_is_running(args, log, &mut why_start)? {
+            return Ok(Exit::Success);
+        }
     }
 }
 

@@ -524,3 +524,41 @@ fn unwritable_log_does_not_stop_the_guard() {
     );
     assert_eq!(app.starts().len(), 1);
 }
+
+#[test]
+fn a_worker_started_by_the_deploy_while_the_guard_waits_ends_the_wait() {
+    let app = App::deployed();
+    let worker = app.worker(0);
+    let log = app.log_arg();
+    let pidfile = app.base.join("worker.pid");
+    app.write(".dep/deploy.lock", "carol\n");
+    let child = app.spawn(
+        "run",
+        &[
+            "--settle",
+            "0",
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--log",
+            &log,
+            "--",
+            worker.to_str().unwrap(),
+        ],
+    );
+    eventually("the guard waits", || {
+        app.log().contains("waiting: deploy locked")
+    });
+    // The deploy starts the worker itself and writes its pidfile.
+    let mut deployed = Command::new("sleep").arg("60").spawn().unwrap();
+    fs::write(&pidfile, format!("{}\n", deployed.id())).unwrap();
+    let out = wait_output(child);
+    deployed.kill().unwrap();
+    deployed.wait().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("worker already running"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(app.starts().is_empty(), "the guard started a second copy");
+}
