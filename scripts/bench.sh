@@ -3,7 +3,7 @@
 # asserts nothing). Results and method go into BENCHMARKS.md.
 #
 #   scripts/bench.sh                  all of it (the idle-CPU part waits BENCH_IDLE seconds, default 600)
-#   BENCH_IDLE=60 scripts/bench.sh    a shorter idle measurement
+#   BENCH_IDLE=60 scripts/bench.sh    a shorter idle measurement (0: none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -109,8 +109,9 @@ done
 sorted=$(printf '%s\n' "${reactions[@]}" | sort -n | tr '\n' ' ')
 echo "settle 1s; over-settle ms, 10 runs sorted: $sorted(median $(printf '%s\n' "${reactions[@]}" | sort -n | sed -n 5p) ms)"
 
-echo
 idle=${BENCH_IDLE:-600}
+[ "$idle" -gt 0 ] || exit 0
+echo
 echo "## CPU while waiting (${idle}s behind a deploy lock)"
 echo
 "$bin" lock --app "$app" --holder bench --ttl 2h >/dev/null
