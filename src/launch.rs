@@ -152,7 +152,11 @@ pub fn exec(plan: Plan<'_>) -> anyhow::Error {
     }
     let shown = plan.program.display();
     match error.raw_os_error() {
-        Some(libc::ENOENT) => coded(Exit::NotFound, format!("command not found: {shown}")),
+        // It was there a moment ago: what is missing is its #! interpreter.
+        Some(libc::ENOENT) => coded(
+            Exit::NotFound,
+            format!("cannot execute {shown}: its #! interpreter (or the file) is missing"),
+        ),
         Some(libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::ETXTBSY) => coded(
             Exit::CannotExecute,
             format!("cannot execute {shown}: {error}"),

@@ -562,3 +562,13 @@ fn a_worker_started_by_the_deploy_while_the_guard_waits_ends_the_wait() {
     );
     assert!(app.starts().is_empty(), "the guard started a second copy");
 }
+
+#[test]
+fn a_script_whose_interpreter_is_missing_is_127_and_says_so() {
+    let app = App::deployed();
+    let script = app.write("worker.sh", "#!/nonexistent/ruby\nputs 1\n");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = app.out("run", &["--settle", "0", "--", script.to_str().unwrap()]);
+    assert_eq!(code(&out), 127, "{}", stderr(&out));
+    assert_one_line_error(&out, "interpreter");
+}
