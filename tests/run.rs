@@ -568,7 +568,23 @@ fn a_script_whose_interpreter_is_missing_is_127_and_says_so() {
     let app = App::deployed();
     let script = app.write("worker.sh", "#!/nonexistent/ruby\nputs 1\n");
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    let out = app.out("run", &["--settle", "0", "--", script.to_str().unwrap()]);
+    let pidfile = app.base.join("worker.pid");
+    let out = app.out(
+        "run",
+        &[
+            "--settle",
+            "0",
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--write-pidfile",
+            "--",
+            script.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code(&out), 127, "{}", stderr(&out));
     assert_one_line_error(&out, "interpreter");
+    assert!(
+        !pidfile.exists(),
+        "a pidfile naming a process that never became the worker was left"
+    );
 }
