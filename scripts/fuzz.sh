@@ -5,7 +5,7 @@
 #
 #   scripts/fuzz.sh                      each target for FUZZ_SECONDS (default 20): the CI run
 #   FUZZ_SECONDS=600 scripts/fuzz.sh     the long run (10 minutes a target)
-#   FUZZ_SAVE_CORPUS=1 ...               fold what AFL found into fuzz/corpus (minimized)
+#   FUZZ_SAVE_CORPUS=1 ...               keep what AFL found (its queue) as fuzz/corpus
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
@@ -36,9 +36,14 @@ for t in "${targets[@]}"; do
     echo "fuzz $t: $(awk -F' *: ' '$1=="execs_done"{e=$2} $1=="corpus_count"{c=$2} $1=="run_time"{r=$2} END{print e " execs in " r " s, corpus " c ", 0 crashes"}' "$stats")"
     passed=$((passed + 1))
     if [ "${FUZZ_SAVE_CORPUS:-0}" = 1 ]; then
-      rm -rf "corpus/$t.min"
-      cargo afl cmin -i "$out/default/queue" -o "corpus/$t.min" -- "target/release/$t" >/dev/null 2>&1 &&
-        rm -rf "corpus/$t" && mv "corpus/$t.min" "corpus/$t"
+      # AFL's queue is already the set of inputs that each found new coverage.
+      rm -rf "corpus/$t"
+      mkdir -p "corpus/$t"
+      n=0
+      for input in "$out"/default/queue/id:*; do
+        n=$((n + 1))
+        cp "$input" "corpus/$t/$(printf '%06d' "$n")"
+      done
     fi
   fi
   rm -f "out-$t.log"
