@@ -89,7 +89,7 @@ complete -c guarded-restart -n "__fish_guarded_restart_using_subcommand verify" 
 complete -c guarded-restart -n "__fish_guarded_restart_using_subcommand verify" -l current -d 'The current symlink [default: <app>/current]' -r -F
 complete -c guarded-restart -n "__fish_guarded_restart_using_subcommand verify" -l releases -d 'The releases directory [default: <app>/releases]' -r -F
 complete -c guarded-restart -n "__fish_guarded_restart_using_subcommand verify" -l pidfile -d 'The worker\'s pidfile' -r -F
-complete -c guarded-restart -n "__fish_guarded_restart_using_subcommand verify" -l pidfile-match -d 'As for run' -r
+complete -c guarded-restart -n "__fish_guarded_restart_using_subcommand verify" -l pidfile-match -d 'What a worker\'s cmdline contains: the pidfile\'s process must match, and any other matching process under releases/ is an extra worker (exit 1)' -r
 complete -c guarded-restart -n "__fish_guarded_restart_using_subcommand verify" -l wait -d 'Keep looking for up to DUR while the worker is not (yet) on current, e.g. right after a deploy' -r
 complete -c guarded-restart -n "__fish_guarded_restart_using_subcommand verify" -l json -d 'Print JSON instead of one line'
 complete -c guarded-restart -n "__fish_guarded_restart_using_subcommand verify" -s h -l help -d 'Print help'

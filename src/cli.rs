@@ -196,7 +196,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE", env = "GUARDED_RESTART_PIDFILE")]
     pub pidfile: PathBuf,
 
-    /// As for run
+    /// What a worker's cmdline contains: the pidfile's process must match, and any other
+    /// matching process under releases/ is an extra worker (exit 1)
     #[arg(long, value_name = "PATTERN", env = "GUARDED_RESTART_PIDFILE_MATCH")]
     pub pidfile_match: Option<String>,
 

@@ -298,11 +298,18 @@ fn verify(args: &VerifyArgs) -> Result<Exit> {
             ),
             Err(_) => (None, None),
         };
+        let extra = match &args.pidfile_match {
+            Some(pattern) => {
+                verify::extra_workers(&releases, pattern, worker.as_ref().ok().map(|w| w.pid))
+            }
+            None => Vec::new(),
+        };
         let found = verify::Report {
             current_release,
             worker,
             worker_release,
             started_release,
+            extra,
         };
         if found.verdict() == Verdict::OnCurrent || Instant::now() >= deadline {
             break found;
@@ -322,7 +329,7 @@ fn verify(args: &VerifyArgs) -> Result<Exit> {
     Ok(match seen.verdict() {
         Verdict::OnCurrent => Exit::Success,
         Verdict::NotRunning(_) => Exit::NotRunning,
-        Verdict::Drift | Verdict::CurrentBroken(_) => Exit::Failure,
+        Verdict::Drift | Verdict::Extra | Verdict::CurrentBroken(_) => Exit::Failure,
     })
 }
 

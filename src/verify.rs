@@ -17,8 +17,19 @@ use crate::report::path_json;
 pub enum Verdict {
     OnCurrent,
     Drift,
+    /// Workers that the pidfile does not name: a second copy, or an old one
+    /// orphaned when a restart raced the deploy's removal of the pidfile.
+    Extra,
     NotRunning(NotRunning),
     CurrentBroken(String),
+}
+
+/// A process under `releases/` matching `--pidfile-match` that is not the
+/// pidfile's worker nor one of its children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraWorker {
+    pub pid: u32,
+    pub release: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +40,8 @@ pub struct Report {
     pub worker_release: Option<PathBuf>,
     /// `GUARDED_RESTART_RELEASE` from its environment, where readable.
     pub started_release: Option<PathBuf>,
+    /// Only looked for with `--pidfile-match`, which says what a worker is.
+    pub extra: Vec<ExtraWorker>,
 }
 
 /// The directory directly under `releases` that holds `cwd`; else `cwd` itself.
@@ -41,6 +54,51 @@ pub fn release_of(cwd: &Path, releases: &Path) -> PathBuf {
         candidate = parent;
     }
     cwd.to_path_buf()
+}
+
+/// Every process (but `worker` and its children) whose cwd lies under
+/// `releases` and whose cmdline contains `pattern`.
+pub fn extra_workers(releases: &Path, pattern: &str, worker: Option<u32>) -> Vec<ExtraWorker> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let own = std::process::id();
+    // A process in another mount namespace (a container) sees other files
+    // under the same path names: it is not this deploy root's worker.
+    let namespace = |pid: u32| fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let own_namespace = namespace(own);
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| Some(*pid) != worker && *pid != own)
+        .filter_map(|pid| {
+            let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+            if own_namespace.is_some() && namespace(pid) != own_namespace {
+                return None;
+            }
+            if !cwd.starts_with(releases) {
+                return None;
+            }
+            let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::trim)
+            };
+            if field("State:").is_some_and(|s| s.starts_with('Z'))
+                || field("PPid:").and_then(|p| p.parse().ok()) == worker
+            {
+                return None;
+            }
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(pattern).then(|| ExtraWorker {
+                pid,
+                release: release_of(&cwd, releases),
+            })
+        })
+        .collect()
 }
 
 /// `GUARDED_RESTART_RELEASE` as the worker was started with it.
@@ -60,6 +118,9 @@ impl Report {
             Ok(current) => current,
             Err(why) => return Verdict::CurrentBroken(why.clone()),
         };
+        if !self.extra.is_empty() {
+            return Verdict::Extra;
+        }
         if let Err(why) = &self.worker {
             return Verdict::NotRunning(why.clone());
         }
@@ -101,6 +162,18 @@ impl Report {
                 self.running_release().map(name).unwrap_or_default(),
                 name(current)
             ),
+            (Verdict::Extra, worker, _) => {
+                let extra: Vec<String> = self
+                    .extra
+                    .iter()
+                    .map(|e| format!("pid {} runs release {}", e.pid, name(&e.release)))
+                    .collect();
+                let named = match worker {
+                    Ok(w) => format!("the pidfile names worker {}", w.pid),
+                    Err(why) => format!("the pidfile names none ({why})"),
+                };
+                format!("extra workers: {}; {named}", extra.join(", "))
+            }
             (Verdict::NotRunning(why), _, _) => format!("not running: {why}"),
             (Verdict::CurrentBroken(why), _, _) => format!("cannot verify: {why}"),
             _ => "cannot verify".to_string(),
@@ -111,6 +184,7 @@ impl Report {
         let state = match self.verdict() {
             Verdict::OnCurrent => "ok",
             Verdict::Drift => "drift",
+            Verdict::Extra => "extra_workers",
             Verdict::NotRunning(_) => "not_running",
             Verdict::CurrentBroken(_) => "current_broken",
         };
@@ -133,6 +207,10 @@ impl Report {
             "current_release": current.map(|p| path_json(p)),
             "current_revision": current.and_then(|p| revision(p)),
             "worker": worker,
+            "extra_workers": self.extra.iter().map(|e| json!({
+                "pid": e.pid,
+                "release": path_json(&e.release),
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -155,6 +233,7 @@ mod tests {
             worker: Ok(running(42)),
             worker_release: worker_release.map(PathBuf::from),
             started_release: started.map(PathBuf::from),
+            extra: Vec::new(),
         }
     }
 
@@ -209,6 +288,22 @@ mod tests {
             report(None, None).verdict(),
             Verdict::NotRunning(_)
         ));
+    }
+
+    #[test]
+    fn a_worker_the_pidfile_does_not_name_is_extra_even_beside_a_good_one() {
+        let mut r = report(Some("/app/releases/2"), None);
+        r.extra.push(ExtraWorker {
+            pid: 7,
+            release: "/app/releases/1".into(),
+        });
+        assert_eq!(r.verdict(), Verdict::Extra);
+        assert_eq!(
+            r.line(),
+            "extra workers: pid 7 runs release /app/releases/1; the pidfile names worker 42"
+        );
+        r.worker = Err(NotRunning::NoPidfile);
+        assert_eq!(r.verdict(), Verdict::Extra);
     }
 
     #[test]

@@ -145,3 +145,47 @@ fn verify_with_broken_current_is_1_and_says_why() {
         stdout(&out)
     );
 }
+
+#[test]
+fn verify_with_pidfile_match_finds_an_extra_worker_the_pidfile_does_not_name() {
+    let app = App::deployed();
+    app.release("r2");
+    app.point_current("r2");
+    let (worker, pidfile) = worker_in(&app, "r2");
+    // The old worker a racing restart left behind: no pidfile names it.
+    let orphan = Command::new("sleep")
+        .arg("61")
+        .current_dir(app.release_path("r1"))
+        .spawn()
+        .unwrap();
+    let orphan_pid = orphan.id();
+    let plain = app.out("verify", &["--pidfile", &pidfile]);
+    let matched = app.out(
+        "verify",
+        &["--pidfile", &pidfile, "--pidfile-match", "sleep"],
+    );
+    let json = app.out(
+        "verify",
+        &["--pidfile", &pidfile, "--pidfile-match", "sleep", "--json"],
+    );
+    stop(orphan);
+    stop(worker);
+    assert_eq!(
+        code(&plain),
+        0,
+        "without a pattern only the pidfile counts: {}",
+        stdout(&plain)
+    );
+    assert_eq!(code(&matched), 1, "{}", stdout(&matched));
+    assert!(
+        stdout(&matched).contains(&format!(
+            "extra workers: pid {orphan_pid} runs release {}",
+            app.release_path("r1").display()
+        )),
+        "{}",
+        stdout(&matched)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["state"], "extra_workers");
+    assert_eq!(json["extra_workers"][0]["pid"], orphan_pid);
+}

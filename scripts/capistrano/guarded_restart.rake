@@ -19,6 +19,7 @@
 #   set :guarded_restart_ttl, "30m"                 # the longest deploy you expect
 #   set :guarded_restart_holder, "USER@HOST"        # who deploys (the deployer's machine)
 #   set :guarded_restart_pidfile, -> { shared_path.join("tmp/pids/sidekiq.pid") }
+#   set :guarded_restart_pidfile_match, nil         # e.g. "sidekiq": also fail on workers the pidfile does not name
 #   set :guarded_restart_verify, true               # run verify after deploy:finished
 #   set :guarded_restart_verify_wait, "60s"         # how long a worker may take to come up
 #
@@ -43,6 +44,7 @@ namespace :load do
       "#{user || 'deployer'}@#{Socket.gethostname}"
     }
     set_if_empty :guarded_restart_pidfile, -> { shared_path.join("tmp/pids/sidekiq.pid") }
+    set_if_empty :guarded_restart_pidfile_match, nil
     set_if_empty :guarded_restart_verify, true
     set_if_empty :guarded_restart_verify_wait, "60s"
   end
@@ -81,7 +83,9 @@ namespace :guarded_restart do
     reports = {}
     mutex = Mutex.new
     on roles(fetch(:guarded_restart_roles)) do |host|
-      cmd = GuardedRestart.command(fetch(:guarded_restart_bin), "verify", deploy_to, "--wait", wait, "--json") +
+      match = fetch(:guarded_restart_pidfile_match)
+      cmd = GuardedRestart.command(fetch(:guarded_restart_bin), "verify", deploy_to, "--wait", wait, "--json",
+                                   *(match ? ["--pidfile-match", match] : [])) +
             " --pidfile #{fetch(:guarded_restart_pidfile)}"
       out = capture(cmd, raise_on_non_zero_exit: false)
       report = begin

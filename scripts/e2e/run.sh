@@ -371,6 +371,9 @@ scenario_naive() {
     log "ok [$SCENARIO]: monit's verify check: $(grep -m1 "'sidekiq_on_current' status failed (1)" "$S/monit.log" | sed -e "s|$W|<work>|g; s|^.*error *: ||; s|^.*warning *: ||")"
   else
     log "ok [$SCENARIO]: the incident reproduces without the guard: an orphaned worker (pid ${stale[*]}) runs $(basename "$(readlink "/proc/${stale[0]}/cwd")") next to the deploy's worker on $(basename "$(current_release)")"
+    wait_until 30 "monit's verify check to fail" grep -q "'sidekiq_on_current' status failed (1) -- extra workers" "$S/monit.log" ||
+      { fail "the verify check program never reported the orphaned worker"; return 1; }
+    log "ok [$SCENARIO]: monit's verify check: $(grep -m1 "'sidekiq_on_current' status failed (1)" "$S/monit.log" | sed -e "s|$W|<work>|g; s|^.*error *: ||; s|^.*warning *: ||")"
   fi
 }
 
@@ -600,7 +603,7 @@ scenario_two_hosts() {
   S=$root
   cap_env=(E2E_LOCK_HOOKS=1 E2E_SSH_PORT_B="$SSH_PORT_B" E2E_BRANCH=v2 E2E_RACE_PAUSE=4 E2E_VERIFY_WAIT=10s)
   if cap deploy; then fail "verify should have failed the deploy: host b drifted"; return 1; fi
-  grep -q "guarded-restart verify failed: 127.0.0.1:$SSH_PORT_B: drift: worker" "$S/cap.log" ||
+  grep -Eq "guarded-restart verify failed: 127.0.0.1:$SSH_PORT_B: (drift: worker|extra workers)" "$S/cap.log" ||
     { fail "the deploy did not fail naming host b's drift"; return 1; }
   if grep "guarded-restart verify failed" "$S/cap.log" | grep -q "127.0.0.1:$SSH_PORT:"; then
     fail "verify blamed host a, which runs current"

@@ -9,6 +9,7 @@ set :guarded_restart_bin, ENV["E2E_GUARD"]
 set :guarded_restart_ttl, ENV.fetch("E2E_LOCK_TTL", "30m")
 
 set :guarded_restart_verify_wait, ENV.fetch("E2E_VERIFY_WAIT", "30s")
+set :guarded_restart_pidfile_match, "sidekiq"
 
 # One "host" per sshd on 127.0.0.1; the two_hosts scenario adds a second one
 # whose sshd sets E2E_HOST=b, so `${E2E_HOST}` in deploy_to picks its own root.
