@@ -53,17 +53,7 @@ fn guard_killed_while_waiting_leaves_nothing_behind_and_the_next_one_works() {
         "only the (unlocked) waiter file may remain"
     );
     fs::remove_file(app.path(".dep/deploy.lock")).unwrap();
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--log",
-            &log,
-            "--",
-            worker.to_str().unwrap(),
-        ],
-    );
+    let out = app.run_now(&["--log", &log], &[worker.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(!stderr(&out).contains("another guard"), "{}", stderr(&out));
     assert_eq!(app.starts().len(), 1);
@@ -79,17 +69,7 @@ fn deploy_killed_between_lock_and_unlock_is_recovered_by_expiry() {
         0
     );
     // The deploy dies here: nobody unlocks.
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--log",
-            &log,
-            "--",
-            worker.to_str().unwrap(),
-        ],
-    );
+    let out = app.run_now(&["--log", &log], &[worker.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(app.starts().len(), 1);
     let log = app.log();

@@ -165,19 +165,15 @@ fn pidfile_and_log_are_not_written_through_planted_symlinks() {
     symlink(&victim, &pidfile).unwrap();
     let log = app.base.join("guard.log");
     symlink(&victim, &log).unwrap();
-    let out = app.out(
-        "run",
+    let out = app.run_now(
         &[
-            "--settle",
-            "0",
             "--pidfile",
             pidfile.to_str().unwrap(),
             "--write-pidfile",
             "--log",
             log.to_str().unwrap(),
-            "--",
-            "/bin/true",
         ],
+        &["/bin/true"],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stderr(&out).contains("is a symlink"), "{}", stderr(&out));
@@ -191,32 +187,16 @@ fn world_writable_directory_without_sticky_bit_is_refused_for_the_pidfile() {
     fs::create_dir(&dir).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
     let pidfile = dir.join("worker.pid");
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-            "--write-pidfile",
-            "--",
-            "/bin/true",
-        ],
+    let out = app.run_now(
+        &["--pidfile", pidfile.to_str().unwrap(), "--write-pidfile"],
+        &["/bin/true"],
     );
     assert_eq!(code(&out), 78);
     assert_one_line_error(&out, "world-writable without the sticky bit");
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-            "--write-pidfile",
-            "--",
-            "/bin/true",
-        ],
+    let out = app.run_now(
+        &["--pidfile", pidfile.to_str().unwrap(), "--write-pidfile"],
+        &["/bin/true"],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
@@ -240,17 +220,9 @@ fn output_is_not_written_through_a_planted_symlink() {
     fs::write(&victim, "precious\n").unwrap();
     let output = app.base.join("worker.out");
     symlink(&victim, &output).unwrap();
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--output",
-            output.to_str().unwrap(),
-            "--",
-            "/bin/echo",
-            "overwritten",
-        ],
+    let out = app.run_now(
+        &["--output", output.to_str().unwrap()],
+        &["/bin/echo", "overwritten"],
     );
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert_one_line_error(&out, "is a symlink");

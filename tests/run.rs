@@ -20,18 +20,9 @@ fn ready_app_execs_the_command_on_the_current_release_with_its_revision() {
     app.write("releases/r1/REVISION", "abc123\n");
     let worker = app.worker(0);
     let log = app.log_arg();
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--chdir",
-            "--log",
-            &log,
-            "--",
-            worker.to_str().unwrap(),
-            "arg1",
-        ],
+    let out = app.run_now(
+        &["--chdir", "--log", &log],
+        &[worker.to_str().unwrap(), "arg1"],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let r1 = app.release_path("r1").display().to_string();
@@ -56,7 +47,7 @@ fn ready_app_execs_the_command_on_the_current_release_with_its_revision() {
 fn without_chdir_the_command_keeps_the_guards_directory() {
     let app = App::deployed();
     let worker = app.worker(0);
-    let out = app.out("run", &["--settle", "0", "--", worker.to_str().unwrap()]);
+    let out = app.run_now(&[], &[worker.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(app.starts()[0].split('|').nth(2), Some("/"));
 }
@@ -144,18 +135,9 @@ fn timeout_exits_75_and_starts_nothing() {
     let worker = app.worker(0);
     let log = app.log_arg();
     app.write(".dep/deploy.lock", "carol\n");
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--timeout",
-            "1s",
-            "--log",
-            &log,
-            "--",
-            worker.to_str().unwrap(),
-        ],
+    let out = app.run_now(
+        &["--timeout", "1s", "--log", &log],
+        &[worker.to_str().unwrap()],
     );
     assert_eq!(code(&out), 75);
     assert_one_line_error(&out, "gave up after 1s, started nothing: deploy locked");
@@ -172,17 +154,9 @@ fn no_wait_exits_75_at_once() {
     let app = App::deployed();
     let worker = app.worker(0);
     fs::create_dir_all(app.path("tmp/build-1")).unwrap();
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--no-wait",
-            "--timeout",
-            "1h",
-            "--",
-            worker.to_str().unwrap(),
-        ],
+    let out = app.run_now(
+        &["--no-wait", "--timeout", "1h"],
+        &[worker.to_str().unwrap()],
     );
     assert_eq!(code(&out), 75);
     assert_one_line_error(&out, "not ready (--no-wait): deploy in progress");
@@ -197,16 +171,9 @@ fn live_pidfile_means_nothing_to_do() {
     let pidfile = app.base.join("worker.pid");
     sleep(Duration::from_millis(50));
     fs::write(&pidfile, format!("{}\n", sleeper.id())).unwrap();
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-            "--",
-            worker.to_str().unwrap(),
-        ],
+    let out = app.run_now(
+        &["--pidfile", pidfile.to_str().unwrap()],
+        &[worker.to_str().unwrap()],
     );
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
@@ -228,16 +195,9 @@ fn pidfile_of_a_dead_process_does_not_count() {
     gone.wait().unwrap();
     let pidfile = app.base.join("worker.pid");
     fs::write(&pidfile, format!("{pid}\n")).unwrap();
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-            "--",
-            worker.to_str().unwrap(),
-        ],
+    let out = app.run_now(
+        &["--pidfile", pidfile.to_str().unwrap()],
+        &[worker.to_str().unwrap()],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(app.starts().len(), 1);
@@ -257,16 +217,9 @@ fn reused_pid_started_after_the_pidfile_was_written_does_not_count() {
     fs::write(&pidfile, format!("{}\n", stranger.id())).unwrap();
     // The pidfile was written an hour ago, by a worker that has since died.
     app.age(&pidfile, 3600);
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-            "--",
-            worker.to_str().unwrap(),
-        ],
+    let out = app.run_now(
+        &["--pidfile", pidfile.to_str().unwrap()],
+        &[worker.to_str().unwrap()],
     );
     stranger.kill().unwrap();
     stranger.wait().unwrap();
@@ -287,18 +240,14 @@ fn pidfile_match_rejects_a_process_that_is_not_the_worker() {
     let mut stranger = Command::new("sleep").arg("60").spawn().unwrap();
     sleep(Duration::from_millis(50));
     fs::write(&pidfile, format!("{}\n", stranger.id())).unwrap();
-    let out = app.out(
-        "run",
+    let out = app.run_now(
         &[
-            "--settle",
-            "0",
             "--pidfile",
             pidfile.to_str().unwrap(),
             "--pidfile-match",
             "sidekiq",
-            "--",
-            worker.to_str().unwrap(),
         ],
+        &[worker.to_str().unwrap()],
     );
     stranger.kill().unwrap();
     stranger.wait().unwrap();
@@ -324,16 +273,9 @@ fn zombie_worker_is_not_running() {
         fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| stat.contains(") Z "))
     });
     fs::write(&pidfile, format!("{pid}\n")).unwrap();
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-            "--",
-            worker.to_str().unwrap(),
-        ],
+    let out = app.run_now(
+        &["--pidfile", pidfile.to_str().unwrap()],
+        &[worker.to_str().unwrap()],
     );
     dead.wait().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -396,17 +338,9 @@ fn write_pidfile_leaves_the_workers_own_pid_and_output_goes_to_the_file() {
     );
 
     // A second guard now sees the live worker and does nothing.
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-            "--write-pidfile",
-            "--",
-            script.to_str().unwrap(),
-        ],
+    let out = app.run_now(
+        &["--pidfile", pidfile.to_str().unwrap(), "--write-pidfile"],
+        &[script.to_str().unwrap()],
     );
     assert_eq!(code(&out), 0);
     assert!(
@@ -421,13 +355,13 @@ fn write_pidfile_leaves_the_workers_own_pid_and_output_goes_to_the_file() {
 #[test]
 fn command_not_found_is_127_and_names_the_path_searched() {
     let app = App::deployed();
-    let out = app.out("run", &["--settle", "0", "--", "bundle-that-is-not-there"]);
+    let out = app.run_now(&[], &["bundle-that-is-not-there"]);
     assert_eq!(code(&out), 127);
     assert_one_line_error(
         &out,
         "command not found: bundle-that-is-not-there (searched PATH=/usr/bin:/bin",
     );
-    let out = app.out("run", &["--settle", "0", "--", "/nonexistent/sidekiq"]);
+    let out = app.run_now(&[], &["/nonexistent/sidekiq"]);
     assert_eq!(code(&out), 127);
     assert_one_line_error(&out, "command not found: /nonexistent/sidekiq");
 }
@@ -436,10 +370,10 @@ fn command_not_found_is_127_and_names_the_path_searched() {
 fn command_that_cannot_execute_is_126() {
     let app = App::deployed();
     let script = app.write("not-executable.sh", "#!/bin/sh\n");
-    let out = app.out("run", &["--settle", "0", "--", script.to_str().unwrap()]);
+    let out = app.run_now(&[], &[script.to_str().unwrap()]);
     assert_eq!(code(&out), 126);
     assert_one_line_error(&out, "not executable");
-    let out = app.out("run", &["--settle", "0", "--", app.root.to_str().unwrap()]);
+    let out = app.run_now(&[], &[app.root.to_str().unwrap()]);
     assert_eq!(code(&out), 126);
     assert_one_line_error(&out, "is a directory");
 }
@@ -454,17 +388,7 @@ fn commands_relative_to_the_release_resolve_there_with_chdir() {
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     app.age(&app.release_path("r1"), 7200);
     let marker = app.base.join("marker");
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--chdir",
-            "--",
-            "bin/worker",
-            marker.to_str().unwrap(),
-        ],
-    );
+    let out = app.run_now(&["--chdir"], &["bin/worker", marker.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(
         fs::read_to_string(marker).unwrap().trim(),
@@ -505,16 +429,9 @@ fn env_pairs_and_a_default_path_reach_the_command() {
 fn unwritable_log_does_not_stop_the_guard() {
     let app = App::deployed();
     let worker = app.worker(0);
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--log",
-            "/nonexistent-dir/guard.log",
-            "--",
-            worker.to_str().unwrap(),
-        ],
+    let out = app.run_now(
+        &["--log", "/nonexistent-dir/guard.log"],
+        &[worker.to_str().unwrap()],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
@@ -569,17 +486,9 @@ fn a_script_whose_interpreter_is_missing_is_127_and_says_so() {
     let script = app.write("worker.sh", "#!/nonexistent/ruby\nputs 1\n");
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     let pidfile = app.base.join("worker.pid");
-    let out = app.out(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-            "--write-pidfile",
-            "--",
-            script.to_str().unwrap(),
-        ],
+    let out = app.run_now(
+        &["--pidfile", pidfile.to_str().unwrap(), "--write-pidfile"],
+        &[script.to_str().unwrap()],
     );
     assert_eq!(code(&out), 127, "{}", stderr(&out));
     assert_one_line_error(&out, "interpreter");

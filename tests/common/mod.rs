@@ -140,6 +140,16 @@ impl App {
         self.cmd(sub, args).output().unwrap()
     }
 
+    /// `guarded-restart run --app <root> --settle 0 FLAGS... -- COMMAND...`:
+    /// the deploy root's `current` counts as settled, as most tests want.
+    pub fn run_now(&self, flags: &[&str], command: &[&str]) -> Output {
+        let mut args = vec!["--settle", "0"];
+        args.extend_from_slice(flags);
+        args.push("--");
+        args.extend_from_slice(command);
+        self.out("run", &args)
+    }
+
     pub fn spawn(&self, sub: &str, args: &[&str]) -> Child {
         self.cmd(sub, args)
             .stdout(Stdio::piped())
