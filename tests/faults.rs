@@ -28,17 +28,7 @@ fn guard_killed_while_waiting_leaves_nothing_behind_and_the_next_one_works() {
     let log = app.log_arg();
     app.write(".dep/deploy.lock", "carol\n");
     let mut guard = app
-        .cmd(
-            "run",
-            &[
-                "--settle",
-                "0",
-                "--log",
-                &log,
-                "--",
-                worker.to_str().unwrap(),
-            ],
-        )
+        .run_cmd(&["--log", &log], &[worker.to_str().unwrap()])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -161,18 +151,9 @@ fn only_one_of_many_guards_starts(guards: usize) {
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     let children: Vec<_> = (0..guards)
         .map(|_| {
-            app.cmd(
-                "run",
-                &[
-                    "--settle",
-                    "0",
-                    "--pidfile",
-                    pidfile.to_str().unwrap(),
-                    "--log",
-                    &log,
-                    "--",
-                    script.to_str().unwrap(),
-                ],
+            app.run_cmd(
+                &["--pidfile", pidfile.to_str().unwrap(), "--log", &log],
+                &[script.to_str().unwrap()],
             )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -219,18 +200,9 @@ fn lock_racing_runs_last_check_never_lets_a_start_follow_it() {
     for i in 0..1000u64 {
         let _ = fs::remove_file(&pidfile);
         let guard = app
-            .cmd(
-                "run",
-                &[
-                    "--settle",
-                    "0",
-                    "--no-wait",
-                    "--pidfile",
-                    &pid_arg,
-                    "--write-pidfile",
-                    "--",
-                    "/bin/true",
-                ],
+            .run_cmd(
+                &["--no-wait", "--pidfile", &pid_arg, "--write-pidfile"],
+                &["/bin/true"],
             )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -278,17 +250,7 @@ fn two_apps_on_one_host_never_block_each_other() {
     locked.write(".dep/deploy.lock", "carol\n");
     let log = locked.log_arg();
     let mut waiting = locked
-        .cmd(
-            "run",
-            &[
-                "--settle",
-                "0",
-                "--log",
-                &log,
-                "--",
-                worker_a.to_str().unwrap(),
-            ],
-        )
+        .run_cmd(&["--log", &log], &[worker_a.to_str().unwrap()])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

@@ -296,19 +296,15 @@ fn write_pidfile_leaves_the_workers_own_pid_and_output_goes_to_the_file() {
     .unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
     let mut child = app
-        .cmd(
-            "run",
+        .run_cmd(
             &[
-                "--settle",
-                "0",
                 "--pidfile",
                 pidfile.to_str().unwrap(),
                 "--write-pidfile",
                 "--output",
                 output.to_str().unwrap(),
-                "--",
-                script.to_str().unwrap(),
             ],
+            &[script.to_str().unwrap()],
         )
         .spawn()
         .unwrap();
@@ -449,18 +445,9 @@ fn a_worker_started_by_the_deploy_while_the_guard_waits_ends_the_wait() {
     let log = app.log_arg();
     let pidfile = app.base.join("worker.pid");
     app.write(".dep/deploy.lock", "carol\n");
-    let child = app.spawn(
-        "run",
-        &[
-            "--settle",
-            "0",
-            "--pidfile",
-            pidfile.to_str().unwrap(),
-            "--log",
-            &log,
-            "--",
-            worker.to_str().unwrap(),
-        ],
+    let child = app.spawn_run(
+        &["--pidfile", pidfile.to_str().unwrap(), "--log", &log],
+        &[worker.to_str().unwrap()],
     );
     eventually("the guard waits", || {
         app.log().contains("waiting: deploy locked")

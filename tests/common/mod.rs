@@ -142,12 +142,24 @@ impl App {
 
     /// `guarded-restart run --app <root> --settle 0 FLAGS... -- COMMAND...`:
     /// the deploy root's `current` counts as settled, as most tests want.
+    pub fn run_cmd(&self, flags: &[&str], command: &[&str]) -> Command {
+        let mut cmd = self.cmd("run", &["--settle", "0"]);
+        cmd.args(flags).arg("--").args(command);
+        cmd
+    }
+
+    /// `run_cmd`, waited for.
     pub fn run_now(&self, flags: &[&str], command: &[&str]) -> Output {
-        let mut args = vec!["--settle", "0"];
-        args.extend_from_slice(flags);
-        args.push("--");
-        args.extend_from_slice(command);
-        self.out("run", &args)
+        self.run_cmd(flags, command).output().unwrap()
+    }
+
+    /// `run_cmd`, in the background with its output captured.
+    pub fn spawn_run(&self, flags: &[&str], command: &[&str]) -> Child {
+        self.run_cmd(flags, command)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     pub fn spawn(&self, sub: &str, args: &[&str]) -> Child {
