@@ -483,6 +483,13 @@ start_worker_unless_running() {
   worker_pid >/dev/null || "$APP/shared/bin/restart_sidekiq.sh"
 }
 
+# A replayed deploy root's first start: the guard in monit, the worker on v1.
+guarded_worker_on_v1() {
+  start_monit "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles"
+  "$APP/shared/bin/restart_sidekiq.sh"
+  wait_until 60 "one worker on v1" one_worker_on_current || { fail "v1 never came up"; return 1; }
+}
+
 populate() { # DIR VERSION
   mkdir -p "$1"
   git -C "$REPO" archive "$2" | tar -x -C "$1"
@@ -503,9 +510,7 @@ scenario_mina() {
   mkdir -p "$APP/releases"
   populate "$APP/releases/1" v1
   ln -nfs releases/1 "$APP/current"
-  start_monit "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles"
-  "$APP/shared/bin/restart_sidekiq.sh"
-  wait_until 60 "one worker on v1" one_worker_on_current || { fail "v1 never came up"; return 1; }
+  guarded_worker_on_v1 || return 1
   (
     cd "$APP"
     touch deploy.lock
@@ -530,9 +535,7 @@ scenario_deployer() {
   populate "$APP/releases/1" v1
   ln -s releases/1 "$APP/release"
   mv -T "$APP/release" "$APP/current"
-  start_monit "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles"
-  "$APP/shared/bin/restart_sidekiq.sh"
-  wait_until 60 "one worker on v1" one_worker_on_current || { fail "v1 never came up"; return 1; }
+  guarded_worker_on_v1 || return 1
   (
     cd "$APP"
     echo deployer >.dep/deploy.lock
@@ -556,9 +559,7 @@ scenario_ansible() {
   mkdir -p "$APP/releases"
   populate "$APP/releases/1" v1
   ln -s "$APP/releases/1" "$APP/current"
-  start_monit "$(guard_line -- "$APP/shared/bin/restart_sidekiq.sh")" "repeat every 1 cycles"
-  "$APP/shared/bin/restart_sidekiq.sh"
-  wait_until 60 "one worker on v1" one_worker_on_current || { fail "v1 never came up"; return 1; }
+  guarded_worker_on_v1 || return 1
   local tasks=ansible/guarded_restart.yml
   recipe ansible $tasks "guarded-restart | take the deploy lock" || { fail "lock task failed"; return 1; }
   (
